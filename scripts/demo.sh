@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The demo: real bundled data, no network. LSTMCAST_HOME points at a fresh data directory (make demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${LSTMCAST_HOME:?set LSTMCAST_HOME to a scratch data directory}"
+export LSTMCAST_HOME
+run() { echo; echo "\$ lstmcast $*"; lstmcast "$@"; }
+
+run import data/samples/BTC-USD_1d_coinbase.csv --symbol BTC-USD
+for t in AAPL AMZN GOOG NVDA; do
+  run import "data/samples/${t}_1d.csv" --symbol "$t"
+done
+run data list
+run data show BTC-USD --tail 3

@@ -1,0 +1,3 @@
+from lstmcast.cli.main import main
+
+main()

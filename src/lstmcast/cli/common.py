@@ -1,0 +1,79 @@
+"""Helpers shared by the command modules: settings from the context, consoles, JSON output."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from lstmcast.config import AppSettings
+
+
+def settings(ctx: typer.Context) -> AppSettings:
+    root = ctx.find_root()
+    obj = root.obj
+    if not isinstance(obj, AppSettings):  # invoked without the root callback (should not happen)
+        from lstmcast.config import resolve_data_dir
+
+        obj = AppSettings(data_dir=resolve_data_dir(None))
+        root.obj = obj
+    return obj
+
+
+def store(ctx: typer.Context):
+    from lstmcast.data.store import Store
+
+    return Store(settings(ctx).data_dir)
+
+
+def out() -> Console:
+    """Console for results (stdout). Created per call so test runners' captured streams are honoured."""
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def err() -> Console:
+    return Console(file=sys.stderr, highlight=False)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if hasattr(obj, "item"):  # numpy scalars
+        return _jsonable(obj.item())
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Strict JSON on stdout (NaN/inf become null)."""
+    sys.stdout.write(json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def warn(message: str) -> None:
+    err().print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+
+
+def fmt_num(x: float | None, digits: int = 4) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    ax = abs(x)
+    if ax >= 1e5:
+        return f"{x:,.0f}"
+    if ax >= 100:
+        return f"{x:,.2f}"
+    return f"{x:.{digits}g}"
+
+
+def fmt_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso.replace("T00:00:00+00:00", "").replace("+00:00", "Z").replace("T", " ")

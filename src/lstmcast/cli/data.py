@@ -1,0 +1,131 @@
+"""`lstmcast import`, `lstmcast data list`, `lstmcast data show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lstmcast.cli import common
+
+data_app = typer.Typer(help="Inspect the local price store.", no_args_is_help=True)
+
+
+def import_cmd(
+    ctx: typer.Context,
+    file: Path = typer.Argument(..., help="CSV or Parquet file."),
+    symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD."),
+    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
+    source: str = typer.Option("import", "--source", help="Source name to file it under."),
+    value_column: Optional[str] = typer.Option(
+        None, "--value-column", help="Import a plain univariate series (not a price) from this column."
+    ),
+    market: Optional[str] = typer.Option(
+        None, "--market", help="crypto, equity, fx or continuous (default: guessed from the symbol)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Import a CSV or Parquet price file into the store (upsert: newer bars win)."""
+    from lstmcast.data.importer import import_file
+
+    res = import_file(
+        common.store(ctx), file, symbol=symbol, interval=interval, source=source,
+        value_column=value_column, market=market,
+    )
+    m = res.upsert.manifest
+    summary = {
+        "series": res.upsert.key.spec,
+        "interval": m["interval"],
+        "kind": m["kind"],
+        "market": m["market"],
+        "rows_in_file": res.upsert.rows_added + res.upsert.rows_replaced,
+        "rows_added": res.upsert.rows_added,
+        "rows_replaced": res.upsert.rows_replaced,
+        "rows_stored": m["rows"],
+        "first": m["first"],
+        "last": m["last"],
+        "missing_bars": m["gaps"]["missing_bars"],
+        "repairs": res.notes,
+    }
+    if as_json:
+        common.print_json(summary)
+        return
+    con = common.out()
+    con.print(
+        f"imported [bold]{summary['series']}[/] {m['interval']} ({m['kind']}, {m['market']}): "
+        f"{summary['rows_in_file']} rows, {summary['rows_added']} new, {summary['rows_replaced']} replaced; "
+        f"stored {m['rows']} rows {common.fmt_time(m['first'])} .. {common.fmt_time(m['last'])}"
+    )
+    for note in res.notes:
+        con.print(f"  - {note}")
+    gaps = m["gaps"]
+    if gaps["missing_bars"]:
+        con.print(f"  - gaps: {gaps['missing_bars']} missing bar(s) in {gaps['runs']} run(s)")
+
+
+def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """List every stored series."""
+    manifests = common.store(ctx).list()
+    if as_json:
+        common.print_json(manifests)
+        return
+    from rich.table import Table
+
+    con = common.out()
+    if not manifests:
+        con.print(f"no series stored under {common.settings(ctx).data_dir}; try `lstmcast import` or `lstmcast fetch`")
+        return
+    t = Table(title=f"series in {common.settings(ctx).data_dir}")
+    for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
+        t.add_column(col, justify="right" if col in ("rows", "gaps") else "left", no_wrap=True)
+    for m in manifests:
+        t.add_row(
+            f"{m['source']}:{m['symbol']}", m["interval"], m["kind"], m["market"], str(m["rows"]),
+            common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
+        )
+    con.print(t)
+
+
+def show_cmd(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
+    interval: str = typer.Option("1d", "--interval", "-i"),
+    tail: int = typer.Option(5, "--tail", min=0, help="How many of the last bars to show."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one series: range, rows, gaps and the last bars."""
+    st = common.store(ctx)
+    key = st.resolve(symbol, interval)
+    manifest = st.manifest(key)
+    frame = st.load(key)
+    last = frame.tail(tail)
+    if as_json:
+        rows = [{"time": t.isoformat(), **{c: float(v) for c, v in row.items()}} for t, row in last.iterrows()]
+        common.print_json({"manifest": manifest, "last_bars": rows})
+        return
+    from rich.table import Table
+
+    con = common.out()
+    g = manifest["gaps"]
+    con.print(
+        f"[bold]{key.spec}[/] {key.interval}  {manifest['kind']}, {manifest['market']}  "
+        f"{manifest['rows']} rows  {common.fmt_time(manifest['first'])} .. {common.fmt_time(manifest['last'])}"
+    )
+    con.print(f"missing bars: {g['missing_bars']} in {g['runs']} run(s); file sha256 {manifest['sha256'][:12]}...")
+    for run in g["largest"][:5]:
+        con.print(f"  gap {common.fmt_time(run['from'])} .. {common.fmt_time(run['to'])}: {run['bars']} bar(s)")
+    t = Table(title="last bars")
+    t.add_column("time")
+    for c in last.columns:
+        t.add_column(c, justify="right")
+    for ts, row in last.iterrows():
+        t.add_row(common.fmt_time(ts.isoformat()), *(common.fmt_num(float(v)) for v in row.to_numpy()))
+    con.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_cmd)
+    data_app.command("list")(list_cmd)
+    data_app.command("show")(show_cmd)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,1 @@
+"""Price data: the canonical frame, the local store, the vendor sources."""

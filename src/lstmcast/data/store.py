@@ -1,0 +1,293 @@
+"""The local Parquet store: one file per (source, symbol, interval), plus a JSON manifest.
+
+Layout under the data directory::
+
+    series/{source}/{symbol, percent-encoded}/{interval}.parquet   the bars
+    series/{source}/{symbol, percent-encoded}/{interval}.json      the manifest
+    series/{source}/{symbol, percent-encoded}/{interval}.lock      the per-series lock
+
+Writes are atomic and every read-modify-write holds the series lock, so two processes updating
+the same series never lose rows. This module never touches the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote
+
+import pandas as pd
+
+from lstmcast import atomic
+from lstmcast.data import calendar, schema
+from lstmcast.errors import DataError, DataNotFoundError, LockedError, StoreError
+
+MANIFEST_VERSION = 1
+LOCK_TIMEOUT_S = 120.0
+_SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+_SYMBOL_SAFE = "-._=^"  # kept as-is in file names; everything else is percent-encoded
+
+
+def check_symbol(symbol: str) -> str:
+    """Reject symbols that could escape the data directory or break file names."""
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise DataError("symbol is empty")
+    if symbol != symbol.strip():
+        raise DataError(f"symbol {symbol!r} has leading or trailing spaces")
+    bad = [ch for ch in symbol if ord(ch) < 32 or ch in "\\\x7f"]
+    if bad:
+        raise DataError(f"symbol {symbol!r} contains a forbidden character {bad[0]!r}")
+    if len(symbol) > 64:
+        raise DataError(f"symbol {symbol[:20]!r}... is longer than 64 characters")
+    if symbol.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", symbol):
+        raise DataError(f"symbol {symbol!r} looks like an absolute path")
+    parts = symbol.split("/")
+    if len(parts) > 2 or any(p in ("", ".", "..") for p in parts) or symbol.startswith("."):
+        raise DataError(
+            f"symbol {symbol!r} is not allowed: only one '/' (as in BASE/QUOTE) and no '.' or '..' parts"
+        )
+    return symbol
+
+
+def check_source(source: str) -> str:
+    if not _SOURCE_RE.match(source or ""):
+        raise DataError(f"source {source!r} must be lower-case letters, digits, '_', '-' or '.' (e.g. yahoo, binance)")
+    return source
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    source: str
+    symbol: str
+    interval: str
+
+    def __post_init__(self) -> None:
+        check_source(self.source)
+        check_symbol(self.symbol)
+        calendar.parse_interval(self.interval)
+
+    @property
+    def spec(self) -> str:
+        """How users write it: ``binance:BTC/USDT`` or ``yahoo:AAPL``."""
+        return f"{self.source}:{self.symbol}"
+
+    def __str__(self) -> str:
+        return f"{self.spec} {self.interval}"
+
+
+def parse_spec(spec: str, *, default_source: str | None = None) -> tuple[str | None, str]:
+    """Split ``SOURCE:SYMBOL`` into (source, symbol); a bare symbol gives (default_source, symbol)."""
+    head, sep, tail = spec.partition(":")
+    if sep and _SOURCE_RE.match(head.lower()) and tail:
+        return head.lower(), tail
+    return default_source, spec
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    key: SeriesKey
+    rows_before: int
+    rows_after: int
+    rows_added: int
+    rows_replaced: int
+    manifest: dict[str, Any]
+
+
+class Store:
+    """The series store rooted at a data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.series_root = self.root / "series"
+
+    # -- paths --------------------------------------------------------------------------------
+    def folder(self, key: SeriesKey) -> Path:
+        folder = (self.series_root / key.source / quote(key.symbol, safe=_SYMBOL_SAFE)).resolve()
+        if not folder.is_relative_to(self.series_root.resolve()):  # belt and braces after check_symbol
+            raise DataError(f"symbol {key.symbol!r} would escape the data directory")
+        return folder
+
+    def data_path(self, key: SeriesKey) -> Path:
+        return self.folder(key) / f"{key.interval}.parquet"
+
+    def manifest_path(self, key: SeriesKey) -> Path:
+        return self.folder(key) / f"{key.interval}.json"
+
+    def lock(self, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S):
+        """The per-series lock (a context manager)."""
+        from filelock import FileLock
+
+        path = self.folder(key) / f"{key.interval}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _Lock(FileLock(str(path), timeout=timeout), what=str(key))
+
+    # -- reading ------------------------------------------------------------------------------
+    def exists(self, key: SeriesKey) -> bool:
+        return self.data_path(key).exists()
+
+    def load(self, key: SeriesKey) -> pd.DataFrame:
+        """Read a series; raise ``DataNotFoundError`` when absent, ``StoreError`` when unreadable."""
+        path = self.data_path(key)
+        if not path.exists():
+            raise DataNotFoundError(f"no stored data for {key}; run `lstmcast fetch` or `lstmcast import` first")
+        try:
+            frame = pd.read_parquet(path, engine="pyarrow")
+        except Exception as e:  # pyarrow raises several unrelated types for a damaged file
+            raise StoreError(f"cannot read {path}: {e}") from e
+        return schema.conform(frame)
+
+    def manifest(self, key: SeriesKey) -> dict[str, Any]:
+        path = self.manifest_path(key)
+        if not path.exists():
+            raise DataNotFoundError(f"no stored data for {key}")
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read manifest {path}: {e}") from e
+
+    def list(self) -> list[dict[str, Any]]:
+        """Manifests of every stored series, sorted by source, symbol, interval."""
+        out = []
+        for path in sorted(self.series_root.glob("*/*/*.json")):
+            try:
+                out.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return sorted(out, key=lambda m: (m["source"], m["symbol"], m["interval"]))
+
+    def resolve(self, spec: str, interval: str) -> SeriesKey:
+        """Find the stored series a user means by ``SYMBOL`` or ``SOURCE:SYMBOL``."""
+        calendar.parse_interval(interval)
+        source, symbol = parse_spec(spec)
+        check_symbol(symbol)
+        if source is not None:
+            key = SeriesKey(source, symbol, interval)
+            if not self.exists(key):
+                raise DataNotFoundError(f"no stored data for {key}; run `lstmcast fetch {spec} --interval {interval}`")
+            return key
+        matches = [m for m in self.list() if m["symbol"] == symbol and m["interval"] == interval]
+        if not matches:
+            others = sorted({m["interval"] for m in self.list() if m["symbol"] == symbol})
+            hint = f" (stored intervals: {', '.join(others)})" if others else ""
+            raise DataNotFoundError(
+                f"no stored data for {symbol} {interval}{hint}; run `lstmcast fetch {symbol}` "
+                f"or `lstmcast import FILE --symbol {symbol}`"
+            )
+        if len(matches) > 1:
+            names = ", ".join(f"{m['source']}:{symbol}" for m in matches)
+            raise DataError(f"{symbol} {interval} is stored from several sources ({names}); name one")
+        return SeriesKey(matches[0]["source"], symbol, interval)
+
+    # -- writing ------------------------------------------------------------------------------
+    def upsert(
+        self,
+        key: SeriesKey,
+        frame: pd.DataFrame,
+        *,
+        kind: str | None = None,
+        market: str | None = None,
+        replace: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> UpsertResult:
+        """Merge ``frame`` into the stored series (new bars win on equal times), atomically, under the lock.
+
+        ``replace=True`` writes ``frame`` as the whole series (``fetch --full``). ``kind`` and
+        ``market`` default to what the manifest already says.
+        """
+        with self.lock(key):
+            old_manifest = self._manifest_or_none(key)
+            kind = kind or (old_manifest or {}).get("kind") or schema.KIND_PRICE
+            market = market or (old_manifest or {}).get("market") or calendar.infer_market(key.source, key.symbol)
+            calendar.check_market(market)
+            if old_manifest and old_manifest.get("kind", schema.KIND_PRICE) != kind:
+                raise DataError(
+                    f"{key} is stored as a {old_manifest.get('kind')} series; cannot add {kind} data to it"
+                )
+            new = schema.validate(frame, kind=kind)
+            old = self.load(key) if (self.exists(key) and not replace) else schema.empty_frame()
+            merged = schema.validate(schema.combine(old, new), kind=kind)
+            added = int((~new.index.isin(old.index)).sum())
+            replaced = len(new) - added
+            self._write_frame(key, merged)
+            manifest = self._build_manifest(key, merged, kind=kind, market=market, extra=extra, old=old_manifest)
+            atomic.write_json(self.manifest_path(key), manifest)
+        return UpsertResult(key, len(old), len(merged), added, replaced, manifest)
+
+    def _manifest_or_none(self, key: SeriesKey) -> dict[str, Any] | None:
+        try:
+            return self.manifest(key)
+        except DataNotFoundError:
+            return None
+
+    def _write_frame(self, key: SeriesKey, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=True)
+        atomic.write_with(self.data_path(key), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+    def _build_manifest(
+        self,
+        key: SeriesKey,
+        frame: pd.DataFrame,
+        *,
+        kind: str,
+        market: str,
+        extra: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        interval = calendar.parse_interval(key.interval)
+        gaps = calendar.find_gaps(frame.index, interval, market)
+        manifest: dict[str, Any] = {"extra": dict(old["extra"])} if old and old.get("extra") else {}
+        manifest.update(
+            {
+                "format_version": MANIFEST_VERSION,
+                "source": key.source,
+                "symbol": key.symbol,
+                "interval": key.interval,
+                "kind": kind,
+                "market": market,
+                "rows": len(frame),
+                "first": frame.index[0].isoformat() if len(frame) else None,
+                "last": frame.index[-1].isoformat() if len(frame) else None,
+                "columns": list(frame.columns),
+                "gaps": {
+                    "missing_bars": sum(g[2] for g in gaps),
+                    "runs": len(gaps),
+                    "largest": [
+                        {"from": a.isoformat(), "to": b.isoformat(), "bars": n}
+                        for a, b, n in sorted(gaps, key=lambda g: -g[2])[:10]
+                    ],
+                },
+                "file": self.data_path(key).name,
+                "sha256": atomic.sha256_file(self.data_path(key)),
+                "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        if extra:
+            manifest["extra"] = {**manifest.get("extra", {}), **extra}
+        return manifest
+
+
+class _Lock:
+    """A FileLock that reports a timeout as ``LockedError`` naming what was locked."""
+
+    def __init__(self, lock, *, what: str) -> None:
+        self._lock = lock
+        self._what = what
+
+    def __enter__(self):
+        from filelock import Timeout
+
+        try:
+            self._lock.acquire()
+        except Timeout as e:
+            raise LockedError(f"{self._what} is locked by another lstmcast process ({self._lock.lock_file})") from e
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
