@@ -1,15 +1,21 @@
 """Settings and data-directory resolution.
 
 The data directory is chosen as: ``--data-dir`` flag, else ``LSTMCAST_HOME``, else ``./data``.
+The run config (``lstmcast.toml``: defaults, promotion rule, watchlist) is loaded by ``load_config``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from lstmcast.errors import ConfigError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from lstmcast.errors import ConfigError, LstmcastError
 
 ENV_HOME = "LSTMCAST_HOME"
 
@@ -33,3 +39,353 @@ class AppSettings:
 
     data_dir: Path
     verbose: bool = False
+
+
+# -- the config file (lstmcast.toml) ----------------------------------------------------------------
+# Found as: --config FILE, else $LSTMCAST_CONFIG, else {data_dir}/lstmcast.toml. Validated on load;
+# every error names the key and, where the key can be found in the text, the file line.
+
+ENV_CONFIG = "LSTMCAST_CONFIG"
+CONFIG_NAME = "lstmcast.toml"
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+# One alias per setting, shared by the defaults and the per-entry overrides so the bounds live once.
+Lookback = Annotated[int, Field(ge=2, le=10_000, description="bars the model sees")]
+Horizon = Annotated[int, Field(ge=1, le=1_000, description="bars ahead to forecast")]
+Target = Literal["return", "price"]
+Hidden = Annotated[int, Field(ge=1, le=4_096)]
+Layers = Annotated[int, Field(ge=1, le=16)]
+Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
+Epochs = Annotated[int, Field(ge=0, le=100_000)]
+BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
+LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
+Patience = Annotated[int, Field(ge=0)]
+ValFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
+Seed = Annotated[int, Field(ge=0)]
+
+
+class ModelDefaults(BaseModel):
+    """Feature, model and training settings used for every watchlist entry unless it overrides them."""
+
+    model_config = _FROZEN
+
+    lookback: Lookback = 60
+    horizon: Horizon = 1
+    target: Target = "return"
+    hidden: Hidden = 64
+    layers: Layers = 2
+    dropout: Dropout = 0.1
+    epochs: Epochs = 30
+    batch_size: BatchSize = 64
+    lr: LearningRate = 1e-3
+    patience: Patience = 5
+    val_fraction: ValFraction = 0.2
+    device: Device = "auto"
+    seed: Seed = 0
+
+
+class ModelOverrides(BaseModel):
+    """The same settings, each optional: what one watchlist entry changes."""
+
+    model_config = _FROZEN
+
+    lookback: Lookback | None = None
+    horizon: Horizon | None = None
+    target: Target | None = None
+    hidden: Hidden | None = None
+    layers: Layers | None = None
+    dropout: Dropout | None = None
+    epochs: Epochs | None = None
+    batch_size: BatchSize | None = None
+    lr: LearningRate | None = None
+    patience: Patience | None = None
+    val_fraction: ValFraction | None = None
+    device: Device | None = None
+    seed: Seed | None = None
+
+
+class PromotionSettings(BaseModel):
+    """When a freshly trained challenger replaces the current model (the champion)."""
+
+    model_config = _FROZEN
+
+    metric: Literal["mae", "rmse", "mase"] = "mae"
+    # the challenger must be better by at least this fraction of the champion's error (0.02 = 2%)
+    min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    # the most recent bars both models are scored on; neither was trained on them
+    holdout: Annotated[int, Field(ge=5, le=100_000)] = 60
+
+
+class LogSettings(BaseModel):
+    model_config = _FROZEN
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_bytes: Annotated[int, Field(ge=10_000)] = 1_000_000
+    backups: Annotated[int, Field(ge=0, le=100)] = 5
+
+
+def _as_value_error(check: Any, value: Any) -> Any:
+    # pydantic only collects ValueErrors; our checks raise domain errors with good messages
+    try:
+        return check(value)
+    except LstmcastError as e:
+        raise ValueError(str(e)) from e
+
+
+class WatchEntry(BaseModel):
+    """One series to keep fresh: ``symbol = "AAPL"`` or ``symbol = "binance:BTC/USDT"``."""
+
+    model_config = _FROZEN
+
+    symbol: str
+    source: str | None = None  # None: the fetch step picks the default source for the symbol
+    interval: str = "1d"
+    overrides: ModelOverrides = ModelOverrides()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_spec(cls, data: Any) -> Any:
+        # "binance:BTC/USDT" is the same as symbol="BTC/USDT", source="binance"
+        if isinstance(data, dict) and isinstance(data.get("symbol"), str):
+            from lstmcast.data.store import parse_spec
+
+            source, symbol = parse_spec(data["symbol"])
+            if source is not None:
+                given = data.get("source")
+                if given is not None and given != source:
+                    raise ValueError(f"symbol says source {source!r} but source = {given!r}")
+                data = {**data, "symbol": symbol, "source": source}
+        return data
+
+    @field_validator("symbol")
+    @classmethod
+    def _check_symbol(cls, v: str) -> str:
+        from lstmcast.data.store import check_symbol
+
+        return _as_value_error(check_symbol, v)
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, v: str | None) -> str | None:
+        from lstmcast.data.store import check_source
+
+        return None if v is None else _as_value_error(check_source, v)
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, v: str) -> str:
+        from lstmcast.data.calendar import parse_interval
+
+        return _as_value_error(parse_interval, v).name
+
+    @property
+    def spec(self) -> str:
+        return f"{self.source}:{self.symbol}" if self.source else self.symbol
+
+    def __str__(self) -> str:
+        return f"{self.spec} {self.interval}"
+
+
+class RunConfig(BaseModel):
+    """The whole ``lstmcast.toml``."""
+
+    model_config = _FROZEN
+
+    defaults: ModelDefaults = ModelDefaults()
+    promotion: PromotionSettings = PromotionSettings()
+    keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5  # older model runs are pruned; never the current one
+    log: LogSettings = LogSettings()
+    watchlist: tuple[WatchEntry, ...] = ()
+
+    @field_validator("watchlist")
+    @classmethod
+    def _no_duplicates(cls, entries: tuple[WatchEntry, ...]) -> tuple[WatchEntry, ...]:
+        seen: dict[tuple[str | None, str, str], int] = {}
+        for i, e in enumerate(entries):
+            k = (e.source, e.symbol, e.interval)
+            if k in seen:
+                raise PydanticCustomError(
+                    "duplicate_entry", "entry {index} ({entry}) repeats entry {first}",
+                    {"index": i, "entry": str(e), "first": seen[k]},
+                )
+            seen[k] = i
+        return entries
+
+    def effective(self, entry: WatchEntry) -> ModelDefaults:
+        """The settings one entry trains with: the defaults, overridden by what the entry sets."""
+        return self.defaults.model_copy(update=entry.overrides.model_dump(exclude_none=True))
+
+    def select(self, only: list[str] | None) -> list[WatchEntry]:
+        """Entries matching ``--only`` (``AAPL`` or ``yahoo:AAPL``); every one when ``only`` is empty."""
+        if not only:
+            return list(self.watchlist)
+        picked = [e for e in self.watchlist if e.symbol in only or e.spec in only]
+        unknown = [s for s in only if not any(s in (e.symbol, e.spec) for e in self.watchlist)]
+        if unknown:
+            names = ", ".join(e.spec for e in self.watchlist) or "none"
+            raise ConfigError(f"--only {unknown[0]} is not in the watchlist (entries: {names})")
+        return picked
+
+
+def find_config(
+    flag: str | os.PathLike[str] | None, *, data_dir: Path, env: dict[str, str] | None = None
+) -> Path:
+    """The config file to use: ``--config``, else ``$LSTMCAST_CONFIG``, else ``{data_dir}/lstmcast.toml``."""
+    env = os.environ if env is None else env
+    if flag not in (None, ""):
+        path, why = Path(flag).expanduser(), "--config"
+    elif env.get(ENV_CONFIG):
+        path, why = Path(env[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
+    else:
+        path = data_dir / CONFIG_NAME
+        if not path.exists():
+            raise ConfigError(f"no config file at {path}; create one with `lstmcast init` or pass --config FILE")
+        return path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} (from {why}) does not exist")
+    return path.resolve()
+
+
+def load_config(path: Path) -> RunConfig:
+    """Read and validate a ``lstmcast.toml``; errors name the file, line and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read config file {path}: {e}") from e
+    return parse_config(text, where=str(path))
+
+
+def parse_config(text: str, *, where: str = CONFIG_NAME) -> RunConfig:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:  # its message already says "(at line N, column M)"
+        raise ConfigError(f"{where}: invalid TOML: {e}") from e
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as e:
+        errors = e.errors()
+        first = errors[0]
+        loc = tuple(first["loc"])
+        if first["type"] == "duplicate_entry":
+            loc = (*loc, first["ctx"]["index"])
+        line = _key_line(text, loc)
+        at = f"{where}:{line}" if line else where
+        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
+        got = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict | list) else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{at}: {_dotted(loc)}: {msg}{got}{more}") from e
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+_HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
+
+
+def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line where the key at ``loc`` (a pydantic error location) is written, if findable.
+
+    tomllib keeps no positions, so walk the text tracking the current table, counting ``[[array]]``
+    headers to turn them into indices. The best match is the longest prefix of ``loc`` that has a line.
+    """
+    where: dict[tuple[Any, ...], int] = {}
+    table: tuple[Any, ...] = ()
+    counts: dict[tuple[str, ...], int] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _HEADER_RE.match(line)
+        if m:
+            names = tuple(p.strip().strip("\"'") for p in m.group(2).split("."))
+            if m.group(1) == "[[":
+                counts[names] = counts.get(names, -1) + 1
+                table = (*names, counts[names])
+            else:
+                # [watchlist.overrides] after [[watchlist]] belongs to the latest entry
+                table = names
+                if names[:1] and (names[0],) in counts:
+                    table = (names[0], counts[(names[0],)], *names[1:])
+            where.setdefault(table, n)
+            continue
+        m = _KEY_RE.match(line)
+        if m:
+            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            where.setdefault((*table, *key), n)
+    for size in range(len(loc), 0, -1):
+        if loc[:size] in where:
+            return where[loc[:size]]
+    return None
+
+
+EXAMPLE_CONFIG = """\
+# lstmcast.toml: what `lstmcast run` (and the cron entry `lstmcast schedule install` writes) does.
+# Found as: --config FILE, else $LSTMCAST_CONFIG, else lstmcast.toml in the data directory.
+
+# Model runs kept per series; older ones are deleted, never the current one.
+keep_runs = 5
+
+# Settings every entry trains with unless it overrides them.
+[defaults]
+lookback = 60          # bars the model sees
+horizon = 1            # bars ahead to forecast
+target = "return"      # "return" (log returns) or "price" (scaled level)
+hidden = 64            # LSTM units per layer
+layers = 2
+dropout = 0.1
+epochs = 30
+batch_size = 64
+lr = 0.001
+patience = 5           # early stopping: epochs without validation improvement
+val_fraction = 0.2
+device = "auto"        # auto, cpu, cuda, cuda:1, mps
+seed = 0
+
+# A retrained model (challenger) replaces the current one (champion) only if it is better on the
+# most recent `holdout` bars, which neither was trained on.
+[promotion]
+metric = "mae"         # mae, rmse or mase
+min_improvement = 0.0  # required relative improvement: 0.02 = at least 2% lower error
+holdout = 60
+
+# logs/lstmcast.log in the data directory, rotated at max_bytes, keeping `backups` old files.
+[log]
+level = "INFO"
+max_bytes = 1000000
+backups = 5
+
+# One [[watchlist]] block per series. symbol is "AAPL" or "SOURCE:SYMBOL" ("binance:BTC/USDT");
+# source is optional; interval is 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1wk.
+[[watchlist]]
+symbol = "AAPL"
+interval = "1d"
+
+[[watchlist]]
+symbol = "binance:BTC/USDT"
+interval = "1d"
+overrides = { lookback = 90, epochs = 40 }   # any [defaults] key, for this entry only
+"""
+
+
+def write_example_config(data_dir: Path, *, force: bool = False) -> Path:
+    """Write the commented example ``lstmcast.toml`` into the data directory (atomically)."""
+    from lstmcast import atomic
+
+    path = Path(data_dir) / CONFIG_NAME
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it")
+    parse_config(EXAMPLE_CONFIG)  # the example must always load
+    atomic.write_text(path, EXAMPLE_CONFIG)
+    return path
