@@ -195,7 +195,8 @@ class RunConfig(BaseModel):
 
     defaults: ModelDefaults = ModelDefaults()
     promotion: PromotionSettings = PromotionSettings()
-    keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5  # older model runs are pruned; never the current one
+    # model runs kept per series: older ones are pruned, never the current one
+    keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5
     log: LogSettings = LogSettings()
     watchlist: tuple[WatchEntry, ...] = ()
 
@@ -241,7 +242,9 @@ def find_config(
     else:
         path = data_dir / CONFIG_NAME
         if not path.exists():
-            raise ConfigError(f"no config file at {path}; create one with `lstmcast init` or pass --config FILE")
+            raise ConfigError(
+                f"no config file at {path}; create one with `lstmcast init` or pass --config FILE"
+            )
         return path.resolve()
     if not path.is_file():
         raise ConfigError(f"config file {path} (from {why}) does not exist")
@@ -279,7 +282,8 @@ def parse_config(text: str, *, where: str = CONFIG_NAME) -> RunConfig:
         line = _key_line(text, loc)
         at = f"{where}:{line}" if line else where
         more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        got = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict | list) else ""
+        scalar = "input" in first and not isinstance(first["input"], dict | list)
+        got = f" (got {first['input']!r})" if scalar else ""
         msg = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{at}: {_dotted(loc)}: {msg}{got}{more}") from e
 

@@ -28,8 +28,18 @@ from lstmcast.data.store import _SYMBOL_SAFE, SeriesKey  # same file-name encodi
 from lstmcast.errors import DataError, DataNotFoundError, StoreError
 
 HISTORY_COLUMNS = (
-    "origin", "run_id", "step", "target_time", "predicted", "naive", "lower", "upper", "level",
-    "made_at", "actual", "scored_at",
+    "origin",
+    "run_id",
+    "step",
+    "target_time",
+    "predicted",
+    "naive",
+    "lower",
+    "upper",
+    "level",
+    "made_at",
+    "actual",
+    "scored_at",
 )
 _KEY = ["origin", "run_id", "step"]
 _TIMES = ("origin", "target_time", "made_at", "scored_at")
@@ -53,7 +63,9 @@ class Forecast:
     def __post_init__(self) -> None:
         n = len(self.predicted)
         if n == 0 or len(self.target_times) != n:
-            raise DataError(f"forecast for {self.key} has {n} predictions for {len(self.target_times)} target times")
+            raise DataError(
+                f"forecast for {self.key} has {n} predictions for {len(self.target_times)} target times"
+            )
         for name in ("lower", "upper"):
             bounds = getattr(self, name)
             if bounds is not None and len(bounds) != n:
@@ -61,29 +73,39 @@ class Forecast:
 
     def rows(self) -> pd.DataFrame:
         n = len(self.predicted)
-        return _typed(pd.DataFrame({
-            "origin": [self.origin] * n,
-            "run_id": [self.run_id] * n,
-            "step": np.arange(1, n + 1, dtype="int64"),
-            "target_time": list(self.target_times),
-            "predicted": list(self.predicted),
-            "naive": [self.last_close] * n,
-            "lower": list(self.lower) if self.lower is not None else [math.nan] * n,
-            "upper": list(self.upper) if self.upper is not None else [math.nan] * n,
-            "level": [self.level if self.level is not None else math.nan] * n,
-            "made_at": [self.made_at] * n,
-            "actual": [math.nan] * n,
-            "scored_at": [pd.NaT] * n,
-        }))
+        return _typed(
+            pd.DataFrame(
+                {
+                    "origin": [self.origin] * n,
+                    "run_id": [self.run_id] * n,
+                    "step": np.arange(1, n + 1, dtype="int64"),
+                    "target_time": list(self.target_times),
+                    "predicted": list(self.predicted),
+                    "naive": [self.last_close] * n,
+                    "lower": list(self.lower) if self.lower is not None else [math.nan] * n,
+                    "upper": list(self.upper) if self.upper is not None else [math.nan] * n,
+                    "level": [self.level if self.level is not None else math.nan] * n,
+                    "made_at": [self.made_at] * n,
+                    "actual": [math.nan] * n,
+                    "scored_at": [pd.NaT] * n,
+                }
+            )
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "series": self.key.spec, "interval": self.key.interval, "run_id": self.run_id,
-            "origin": self.origin.isoformat(), "last_close": self.last_close,
-            "made_at": self.made_at.isoformat(), "level": self.level,
+            "series": self.key.spec,
+            "interval": self.key.interval,
+            "run_id": self.run_id,
+            "origin": self.origin.isoformat(),
+            "last_close": self.last_close,
+            "made_at": self.made_at.isoformat(),
+            "level": self.level,
             "steps": [
                 {
-                    "step": i + 1, "target_time": t.isoformat(), "predicted": p,
+                    "step": i + 1,
+                    "target_time": t.isoformat(),
+                    "predicted": p,
                     "lower": None if self.lower is None else self.lower[i],
                     "upper": None if self.upper is None else self.upper[i],
                 }
@@ -156,7 +178,13 @@ def append(history: pd.DataFrame, forecast: Forecast) -> pd.DataFrame:
 
 
 def _keys(frame: pd.DataFrame) -> pd.Series:
-    return frame["origin"].astype("string") + "|" + frame["run_id"].astype("string") + "|" + frame["step"].astype("string")
+    return (
+        frame["origin"].astype("string")
+        + "|"
+        + frame["run_id"].astype("string")
+        + "|"
+        + frame["step"].astype("string")
+    )
 
 
 def score(history: pd.DataFrame, frame: pd.DataFrame, *, now: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -167,7 +195,9 @@ def score(history: pd.DataFrame, frame: pd.DataFrame, *, now: pd.Timestamp | Non
     out = history.copy()
     todo = out["actual"].isna() & out["target_time"].isin(frame.index)
     if todo.any():
-        out.loc[todo, "actual"] = frame["close"].reindex(out.loc[todo, "target_time"]).to_numpy(dtype="float64")
+        out.loc[todo, "actual"] = (
+            frame["close"].reindex(out.loc[todo, "target_time"]).to_numpy(dtype="float64")
+        )
         out.loc[todo, "scored_at"] = (now or pd.Timestamp.now(tz="UTC")).floor("s")
     return out
 
@@ -210,12 +240,21 @@ def summary(history: pd.DataFrame) -> LiveSummary:
     bounded = done[done["lower"].notna() & done["upper"].notna()]
     coverage = (
         float(((bounded["actual"] >= bounded["lower"]) & (bounded["actual"] <= bounded["upper"])).mean())
-        if len(bounded) else nan
+        if len(bounded)
+        else nan
     )
     return LiveSummary(
-        n=len(done), pending=pending, mae=mae, rmse=metrics.rmse(actual, pred), naive_mae=naive_mae,
-        naive_rmse=metrics.rmse(actual, naive), skill=1 - mae / naive_mae if naive_mae > 0 else nan,
-        hit_rate=k / n, hit_low=lo, hit_high=hi, coverage=coverage,
+        n=len(done),
+        pending=pending,
+        mae=mae,
+        rmse=metrics.rmse(actual, pred),
+        naive_mae=naive_mae,
+        naive_rmse=metrics.rmse(actual, naive),
+        skill=1 - mae / naive_mae if naive_mae > 0 else nan,
+        hit_rate=k / n,
+        hit_low=lo,
+        hit_high=hi,
+        coverage=coverage,
     )
 
 
@@ -254,12 +293,15 @@ def find_series(data_dir: Path, spec: str, interval: str) -> SeriesKey:
             raise DataNotFoundError(f"no forecasts for {key} yet; `lstmcast run` writes them")
         return key
     sources = sorted(
-        p.parent.parent.name for p in root.glob(f"*/{quote(symbol, safe=_SYMBOL_SAFE)}/{interval}/history.parquet")
+        p.parent.parent.name
+        for p in root.glob(f"*/{quote(symbol, safe=_SYMBOL_SAFE)}/{interval}/history.parquet")
     )
     if not sources:
         raise DataNotFoundError(f"no forecasts for {symbol} {interval} yet; `lstmcast run` writes them")
     if len(sources) > 1:
-        raise DataError(f"{symbol} {interval} has forecasts from several sources ({', '.join(sources)}); name one")
+        raise DataError(
+            f"{symbol} {interval} has forecasts from several sources ({', '.join(sources)}); name one"
+        )
     return SeriesKey(sources[0], symbol, interval)
 
 

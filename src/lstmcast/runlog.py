@@ -68,7 +68,12 @@ def run_lock(data_dir: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def run_logging(
-    data_dir: Path, *, level: str = "INFO", max_bytes: int = 1_000_000, backups: int = 5, terminal: bool = True
+    data_dir: Path,
+    *,
+    level: str = "INFO",
+    max_bytes: int = 1_000_000,
+    backups: int = 5,
+    terminal: bool = True,
 ) -> Iterator[logging.Logger]:
     """Log to ``{data_dir}/logs/lstmcast.log`` (rotating) and, if ``terminal``, to stderr."""
     path = log_path(data_dir)
