@@ -1,0 +1,71 @@
+"""`lstmcast forecasts SYMBOL`: past forecasts against what happened, and the live scores."""
+
+from __future__ import annotations
+
+import typer
+
+from lstmcast.cli import common
+
+
+def forecasts_cmd(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
+    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
+    last: int = typer.Option(10, "--last", "-n", min=1, help="How many recent forecast origins to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Recent forecasts against what happened; live error and hit rate next to the naive forecast's."""
+    from lstmcast import forecasts
+
+    data_dir = common.settings(ctx).data_dir
+    key = forecasts.find_series(data_dir, symbol, interval)
+    history = forecasts.load_history(data_dir, key)
+    live = forecasts.summary(history)
+    origins = sorted(history["origin"].unique())[-last:]
+    recent = history[history["origin"].isin(origins)].sort_values(["origin", "run_id", "step"])
+    if as_json:
+        common.print_json(
+            {
+                "series": key.spec,
+                "interval": key.interval,
+                "live": live.to_dict(),
+                "rows": recent.to_dict(orient="records"),
+            }
+        )
+        return
+    from rich.table import Table
+
+    t = Table(title=f"forecasts for {key}")
+    for col in ("origin", "model", "step", "target", "predicted", "interval", "naive", "actual", "error"):
+        t.add_column(col, justify="right" if col not in ("origin", "model", "target") else "left")
+    for r in recent.itertuples():
+        bounds = "-" if r.lower != r.lower else f"{common.fmt_num(r.lower)} .. {common.fmt_num(r.upper)}"
+        err = "-" if r.actual != r.actual else common.fmt_num(r.predicted - r.actual)
+        t.add_row(
+            common.fmt_time(r.origin.isoformat()),
+            str(r.run_id),
+            str(r.step),
+            common.fmt_time(r.target_time.isoformat()),
+            common.fmt_num(r.predicted),
+            bounds,
+            common.fmt_num(r.naive),
+            common.fmt_num(r.actual),
+            err,
+        )
+    con = common.out()
+    con.print(t)
+    if live.n == 0:
+        con.print(f"no outcomes yet ({live.pending} forecast step(s) pending)")
+        return
+    pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"  # noqa: E731
+    con.print(
+        f"live over {live.n} scored step(s) ({live.pending} pending): MAE {common.fmt_num(live.mae)} vs naive "
+        f"{common.fmt_num(live.naive_mae)} (skill {pct(live.skill)}), RMSE {common.fmt_num(live.rmse)} vs "
+        f"{common.fmt_num(live.naive_rmse)}; direction hit rate {pct(live.hit_rate)} "
+        f"[{pct(live.hit_low)}, {pct(live.hit_high)}] (naive calls no direction); "
+        f"interval coverage {pct(live.coverage)}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("forecasts")(forecasts_cmd)
