@@ -1,0 +1,82 @@
+"""Forecast history: append, score idempotently, live summary next to naive, `lstmcast forecasts`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmcast import forecasts
+from lstmcast.data.store import SeriesKey
+
+KEY = SeriesKey("import", "BTC/USD", "1d")
+T = pd.date_range("2024-01-01", periods=12, freq="D", tz="UTC")
+PRICES = pd.DataFrame({"close": np.arange(100.0, 112.0)}, index=T)  # rises by 1 a day
+
+
+def fc(origin: int, preds: tuple[float, ...], run_id: str = "r1") -> forecasts.Forecast:
+    n = len(preds)
+    return forecasts.Forecast(
+        key=KEY, run_id=run_id, origin=T[origin], last_close=float(PRICES.close.iloc[origin]),
+        target_times=tuple(T[origin + 1 : origin + 1 + n]), predicted=preds,
+        lower=tuple(p - 1.5 for p in preds), upper=tuple(p + 1.5 for p in preds), level=0.9,
+    )
+
+
+def test_append_and_score_are_idempotent():
+    h = forecasts.append(forecasts.empty_history(), fc(3, (104.5, 106.0)))
+    h = forecasts.append(h, fc(3, (104.5, 106.0)))  # the same forecast again adds nothing
+    assert len(h) == 2
+    h = forecasts.score(h, PRICES.iloc[:5])  # only the step-1 target (T[4]) exists yet
+    assert h["actual"].tolist()[0] == 104.0 and np.isnan(h["actual"].tolist()[1])
+    again = forecasts.score(h, PRICES.iloc[:5])
+    pd.testing.assert_frame_equal(again, h)
+    full = forecasts.score(h, PRICES)
+    assert full["actual"].tolist() == [104.0, 105.0]
+    assert full["scored_at"].iloc[0] == h["scored_at"].iloc[0]  # earlier score untouched
+
+
+def test_summary_compares_with_naive():
+    h = forecasts.append(forecasts.empty_history(), fc(3, (104.5,)))
+    h = forecasts.append(h, fc(4, (104.0,), run_id="r2"))  # calls a fall: a miss
+    h = forecasts.score(h, PRICES)
+    s = forecasts.summary(h)
+    assert (s.n, s.pending) == (2, 0)
+    assert s.mae == pytest.approx(0.75) and s.naive_mae == pytest.approx(1.0)
+    assert s.skill == pytest.approx(0.25)
+    assert s.hit_rate == 0.5 and s.coverage == 1.0
+    assert forecasts.summary(forecasts.empty_history()).n == 0
+
+
+def test_record_writes_latest_and_history_atomically(tmp_path):
+    forecasts.record(tmp_path, fc(3, (104.5, 106.0)), frame=PRICES.iloc[:4])
+    forecasts.record(tmp_path, fc(5, (107.0, 107.5), run_id="r2"), frame=PRICES.iloc[:6])
+    h = forecasts.load_history(tmp_path, KEY)
+    assert len(h) == 4 and h["actual"].notna().sum() == 2  # the first forecast is now scored
+    latest = json.loads(forecasts.latest_path(tmp_path, KEY).read_text())
+    assert latest["run_id"] == "r2" and latest["steps"][1]["predicted"] == 107.5
+    assert forecasts.history_path(tmp_path, KEY).parent == tmp_path.resolve() / "forecasts/import/BTC%2FUSD/1d"
+    assert not list(forecasts.folder(tmp_path, KEY).glob(".*.tmp"))
+
+
+def test_forecast_shape_is_checked():
+    with pytest.raises(Exception, match="2 predictions for 1 target times"):
+        forecasts.Forecast(key=KEY, run_id="r", origin=T[0], last_close=1.0, target_times=(T[1],),
+                           predicted=(1.0, 2.0))
+
+
+def test_cli_forecasts_table_and_json(cli, data_dir):
+    forecasts.record(data_dir, fc(3, (104.5,)), frame=PRICES)
+    forecasts.record(data_dir, fc(10, (110.5,), run_id="r2"), frame=PRICES)
+    r = cli("forecasts", "BTC/USD", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["live"]["n"] == 2 and out["live"]["naive_mae"] == 1.0
+    assert [row["run_id"] for row in out["rows"]] == ["r1", "r2"]
+    r = cli("forecasts", "import:BTC/USD", "--last", "1")
+    assert r.exit_code == 0
+    assert "r2" in r.stdout and "r1" not in r.stdout and "vs naive" in r.stdout
+    r = cli("forecasts", "ETH/USD")
+    assert r.exit_code == 1 and "no forecasts for ETH/USD 1d yet" in r.stderr
