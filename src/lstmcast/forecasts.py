@@ -293,7 +293,7 @@ def find_series(data_dir: Path, spec: str, interval: str) -> SeriesKey:
             raise DataNotFoundError(f"no forecasts for {key} yet; `lstmcast run` writes them")
         return key
     sources = sorted(
-        p.parent.parent.name
+        p.parents[2].name
         for p in root.glob(f"*/{quote(symbol, safe=_SYMBOL_SAFE)}/{interval}/history.parquet")
     )
     if not sources:
