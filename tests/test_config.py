@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lstmcast.config import EXAMPLE_CONFIG, ModelDefaults, ModelOverrides, find_config, load_config, parse_config
+from lstmcast.config import (
+    EXAMPLE_CONFIG,
+    ModelDefaults,
+    ModelOverrides,
+    find_config,
+    load_config,
+    parse_config,
+)
 from lstmcast.errors import ConfigError
 
 
@@ -24,18 +31,42 @@ def test_overrides_cover_every_default():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("keep_runs = 3\n[defaults]\nlookback = 30\nepochs = -1\n", "x.toml:4: defaults.epochs: Input should be greater"),
+        (
+            "keep_runs = 3\n[defaults]\nlookback = 30\nepochs = -1\n",
+            "x.toml:4: defaults.epochs: Input should be greater",
+        ),
         (
             '[[watchlist]]\nsymbol = "AAPL"\n\n[[watchlist]]\nsymbol = "MSFT"\noverrides = { hidden = 0 }\n',
             "x.toml:6: watchlist[1].overrides.hidden",
         ),
-        ('[[watchlist]]\nsymbol = "A"\n[[watchlist]]\nsymbol = "B"\n[watchlist.overrides]\nlr = 0\n', "x.toml:6: watchlist[1].overrides.lr"),
-        ('[[watchlist]]\nsymbol = "AAPL"\nintervl = "1d"\n', "x.toml:3: watchlist[0].intervl: Extra inputs are not permitted"),
-        ('[[watchlist]]\nsymbol = "AAPL"\ninterval = "3d"\n', "x.toml:3: watchlist[0].interval: unknown interval '3d'"),
-        ('[[watchlist]]\nsymbol = "../etc"\n', "x.toml:2: watchlist[0].symbol: symbol '../etc' is not allowed"),
-        ('[[watchlist]]\nsymbol = "A"\n\n[[watchlist]]\nsymbol = "A"\n', "x.toml:4: watchlist[1]: entry 1 (A 1d) repeats entry 0"),
-        ('[[watchlist]]\nsymbol = "yahoo:A"\nsource = "binance"\n', "symbol says source 'yahoo' but source = 'binance'"),
-        ('[promotion]\nmetric = "mape"\n', "x.toml:2: promotion.metric: Input should be 'mae', 'rmse' or 'mase'"),
+        (
+            '[[watchlist]]\nsymbol = "A"\n[[watchlist]]\nsymbol = "B"\n[watchlist.overrides]\nlr = 0\n',
+            "x.toml:6: watchlist[1].overrides.lr",
+        ),
+        (
+            '[[watchlist]]\nsymbol = "AAPL"\nintervl = "1d"\n',
+            "x.toml:3: watchlist[0].intervl: Extra inputs are not permitted",
+        ),
+        (
+            '[[watchlist]]\nsymbol = "AAPL"\ninterval = "3d"\n',
+            "x.toml:3: watchlist[0].interval: unknown interval '3d'",
+        ),
+        (
+            '[[watchlist]]\nsymbol = "../etc"\n',
+            "x.toml:2: watchlist[0].symbol: symbol '../etc' is not allowed",
+        ),
+        (
+            '[[watchlist]]\nsymbol = "A"\n\n[[watchlist]]\nsymbol = "A"\n',
+            "x.toml:4: watchlist[1]: entry 1 (A 1d) repeats entry 0",
+        ),
+        (
+            '[[watchlist]]\nsymbol = "yahoo:A"\nsource = "binance"\n',
+            "symbol says source 'yahoo' but source = 'binance'",
+        ),
+        (
+            '[promotion]\nmetric = "mape"\n',
+            "x.toml:2: promotion.metric: Input should be 'mae', 'rmse' or 'mase'",
+        ),
         ("[defaults]\nlookback = \n", "x.toml: invalid TOML: Invalid value (at line 2, column 12)"),
     ],
 )

@@ -19,9 +19,15 @@ PRICES = pd.DataFrame({"close": np.arange(100.0, 112.0)}, index=T)  # rises by 1
 def fc(origin: int, preds: tuple[float, ...], run_id: str = "r1") -> forecasts.Forecast:
     n = len(preds)
     return forecasts.Forecast(
-        key=KEY, run_id=run_id, origin=T[origin], last_close=float(PRICES.close.iloc[origin]),
-        target_times=tuple(T[origin + 1 : origin + 1 + n]), predicted=preds,
-        lower=tuple(p - 1.5 for p in preds), upper=tuple(p + 1.5 for p in preds), level=0.9,
+        key=KEY,
+        run_id=run_id,
+        origin=T[origin],
+        last_close=float(PRICES.close.iloc[origin]),
+        target_times=tuple(T[origin + 1 : origin + 1 + n]),
+        predicted=preds,
+        lower=tuple(p - 1.5 for p in preds),
+        upper=tuple(p + 1.5 for p in preds),
+        level=0.9,
     )
 
 
@@ -57,14 +63,17 @@ def test_record_writes_latest_and_history_atomically(tmp_path):
     assert len(h) == 4 and h["actual"].notna().sum() == 2  # the first forecast is now scored
     latest = json.loads(forecasts.latest_path(tmp_path, KEY).read_text())
     assert latest["run_id"] == "r2" and latest["steps"][1]["predicted"] == 107.5
-    assert forecasts.history_path(tmp_path, KEY).parent == tmp_path.resolve() / "forecasts/import/BTC%2FUSD/1d"
+    assert (
+        forecasts.history_path(tmp_path, KEY).parent == tmp_path.resolve() / "forecasts/import/BTC%2FUSD/1d"
+    )
     assert not list(forecasts.folder(tmp_path, KEY).glob(".*.tmp"))
 
 
 def test_forecast_shape_is_checked():
     with pytest.raises(Exception, match="2 predictions for 1 target times"):
-        forecasts.Forecast(key=KEY, run_id="r", origin=T[0], last_close=1.0, target_times=(T[1],),
-                           predicted=(1.0, 2.0))
+        forecasts.Forecast(
+            key=KEY, run_id="r", origin=T[0], last_close=1.0, target_times=(T[1],), predicted=(1.0, 2.0)
+        )
 
 
 def test_cli_forecasts_table_and_json(cli, data_dir):

@@ -60,8 +60,14 @@ def test_entry_uses_absolute_paths_env_and_marker(tmp_path, config, data_dir):
     entry = schedule.install("0 6 * * *", config_path=config, data_dir=data_dir, tabfile=tmp_path / "tab")
     assert entry.cron == "0 6 * * *"
     assert entry.line.endswith(f"# lstmcast:{data_dir}")
-    for part in ("PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", f"LSTMCAST_HOME={data_dir}", f"--data-dir {data_dir} run",
-                 f"--config {config}", f">> {data_dir}/logs/cron.log 2>&1"):
+    for part in (
+        "PATH=/usr/bin:/bin",
+        "LC_ALL=C.UTF-8",
+        f"LSTMCAST_HOME={data_dir}",
+        f"--data-dir {data_dir} run",
+        f"--config {config}",
+        f">> {data_dir}/logs/cron.log 2>&1",
+    ):
         assert part in entry.command
     program = entry.command.split("PYTHONPATH=")[-1].split()[1 if "PYTHONPATH=" in entry.command else 0]
     assert Path(program).is_absolute()
@@ -73,8 +79,13 @@ def test_cron_line_runs_under_env_i(tmp_path, config, data_dir):
     schedule.install("0 6 * * *", config_path=config, data_dir=data_dir, tabfile=tab)
     entry, _ = schedule.show(data_dir=data_dir, tabfile=tab)
     assert "%" not in entry.command  # cron would turn % into a newline; this is the line sh receives
-    proc = subprocess.run(["env", "-i", "/bin/sh", "-c", entry.command], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", entry.command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, (proc.stdout, proc.stderr, (data_dir / "logs" / "cron.log").read_text())
     log = (data_dir / "logs" / "lstmcast.log").read_text()
     assert "started: 0 entries" in log and "ended: 0 ok, 0 failed, exit code 0" in log
@@ -124,7 +135,10 @@ def test_next_runs_follow_cron_rules():
     fmt = [t.strftime("%a %d %H:%M") for t in schedule.next_runs("0 6 * * *", n=2, after=after)]
     assert fmt == ["Mon 01 06:00", "Tue 02 06:00"]
     assert [t.strftime("%a %d") for t in schedule.next_runs("0 6 * * 6,0", n=3, after=after)] == [
-        "Sat 06", "Sun 07", "Sat 13"]
+        "Sat 06",
+        "Sun 07",
+        "Sat 13",
+    ]
     # day of month and weekday both restricted: either matches (the 15th, or any Monday)
     assert [t.day for t in schedule.next_runs("0 6 15 * 1", n=4, after=after)] == [1, 8, 15, 22]
     assert [t.year for t in schedule.next_runs("0 0 29 2 *", n=2, after=after)] == [2024, 2028]

@@ -1,0 +1,252 @@
+"""The run loop with injected steps: isolation, exit codes, promotion rule, lock, SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import subprocess_env
+from lstmcast import forecasts, runlog, runner
+from lstmcast.config import parse_config
+from lstmcast.data.store import SeriesKey, Store
+from lstmcast.errors import InterruptedRun, LockedError, TemporaryFetchError
+
+CONFIG = """
+keep_runs = 2
+[[watchlist]]
+symbol = "import:AAA"
+[[watchlist]]
+symbol = "import:BBB"
+[[watchlist]]
+symbol = "import:CCC"
+"""
+
+
+def test_should_promote():
+    assert runner.should_promote(None, 1.0, min_improvement=0.1)  # no champion
+    assert runner.should_promote(1.0, 0.95, min_improvement=0.0)
+    assert not runner.should_promote(1.0, 1.0, min_improvement=0.0)  # a tie keeps the champion
+    assert not runner.should_promote(1.0, 0.95, min_improvement=0.1)  # better, but not by 10%
+    assert runner.should_promote(1.0, 0.89, min_improvement=0.1)
+    assert not runner.should_promote(1.0, float("nan"), min_improvement=0.0)
+    with pytest.raises(ValueError):
+        runner.should_promote(1.0, 0.5, min_improvement=1.5)
+
+
+class FakeSteps:
+    """Records calls; entries named in ``fail`` raise at that stage."""
+
+    def __init__(self, data_dir: Path, *, fail: dict[str, Exception] | None = None, new_bars: bool = True):
+        self.data_dir, self.fail, self.new_bars = data_dir, fail or {}, new_bars
+        self.calls: list[tuple[str, str]] = []
+
+    def _do(self, stage: str, entry) -> None:
+        self.calls.append((stage, entry.symbol))
+        err = self.fail.get(f"{stage}:{entry.symbol}")
+        if err is not None:
+            raise err
+
+    def steps(self) -> runner.Steps:
+        def fetch(e):
+            self._do("fetch", e)
+            return runner.FetchResult(rows_added=1, last="2024-01-10")
+
+        def needs(e):
+            self._do("needs", e)
+            return self.new_bars
+
+        def train(e, settings):
+            self._do("train", e)
+            return f"run-{e.symbol}"
+
+        def promote(e, run_id):
+            self._do("promote", e)
+            return runner.Promotion(
+                promoted=runner.should_promote(1.0, 0.5, min_improvement=0.0),
+                metric="mae",
+                challenger=0.5,
+                champion=1.0,
+            )
+
+        def forecast(e):
+            self._do("forecast", e)
+            t = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC")
+            return forecasts.Forecast(
+                key=SeriesKey("import", e.symbol, "1d"),
+                run_id=f"run-{e.symbol}",
+                origin=t[1],
+                last_close=101.0,
+                target_times=(t[2],),
+                predicted=(103.0,),
+            )
+
+        def prune(e, keep):
+            self._do("prune", e)
+            return []
+
+        return runner.Steps(fetch, needs, train, promote, forecast, prune)
+
+
+def _store_prices(data_dir: Path, symbol: str) -> None:
+    t = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC")
+    frame = pd.DataFrame(
+        {"open": 100.0, "high": 105.0, "low": 95.0, "close": [100.0, 101.0, 102.0], "volume": 1.0},
+        index=pd.DatetimeIndex(t, name="time"),
+    )
+    Store(data_dir).upsert(SeriesKey("import", symbol, "1d"), frame)
+
+
+def test_one_failure_leaves_the_others_done(tmp_path, caplog):
+    fake = FakeSteps(tmp_path, fail={"fetch:BBB": TemporaryFetchError("connection refused by 127.0.0.1:9")})
+    _store_prices(tmp_path, "AAA")
+    log = logging.getLogger("test.runner")
+    with caplog.at_level(logging.INFO, logger="test.runner"):
+        s = runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=fake.steps(), log=log)
+    assert [e.ok for e in s.entries] == [True, False, True]
+    assert s.entries[1].error == "fetch: connection refused by 127.0.0.1:9"
+    assert s.exit_code == 3
+    assert s.entries[0].promoted is True and s.entries[0].trained == "run-AAA"
+    assert not any(sym == "BBB" and stage != "fetch" for stage, sym in fake.calls)
+    # AAA's forecast went into its history and was scored against the stored close of 2024-01-03
+    h = forecasts.load_history(tmp_path, SeriesKey("import", "AAA", "1d"))
+    assert h["actual"].tolist() == [102.0] and s.entries[0].scored == 1
+    assert "BBB 1d: failed at fetch" in caplog.text and "ended: 2 ok, 1 failed, exit code 3" in caplog.text
+
+
+def test_exit_codes_all_ok_all_failed_and_bugs(tmp_path, caplog):
+    cfg = parse_config(CONFIG)
+    log = logging.getLogger("test.runner")
+    assert runner.run_watchlist(tmp_path, cfg, steps=FakeSteps(tmp_path).steps(), log=log).exit_code == 0
+    bug = {f"train:{s}": ZeroDivisionError("oops") for s in ("AAA", "BBB", "CCC")}
+    with caplog.at_level(logging.INFO, logger="test.runner"):
+        s = runner.run_watchlist(tmp_path, cfg, steps=FakeSteps(tmp_path, fail=bug).steps(), log=log)
+    assert s.exit_code == 1
+    assert s.entries[0].error == "train: ZeroDivisionError: oops"
+    assert "Traceback" in caplog.text  # a bug keeps its traceback in the log
+    assert (
+        runner.run_watchlist(tmp_path, parse_config(""), steps=FakeSteps(tmp_path).steps(), log=log).exit_code
+        == 0
+    )
+
+
+def test_no_new_bars_skips_training_unless_forced(tmp_path):
+    cfg = parse_config(CONFIG)
+    log = logging.getLogger("test.runner")
+    fake = FakeSteps(tmp_path, new_bars=False)
+    s = runner.run_watchlist(tmp_path, cfg, only=["AAA"], steps=fake.steps(), log=log)
+    assert [st for st, _ in fake.calls] == ["fetch", "needs", "forecast", "prune"]
+    assert s.entries[0].trained is None and s.entries[0].forecast == "2024-01-03: 103"
+    fake = FakeSteps(tmp_path, new_bars=False)
+    runner.run_watchlist(tmp_path, cfg, only=["AAA"], force=True, steps=fake.steps(), log=log)
+    assert [st for st, _ in fake.calls] == ["fetch", "train", "promote", "forecast", "prune"]
+
+
+def test_interrupt_stops_the_run_and_propagates(tmp_path):
+    fake = FakeSteps(tmp_path, fail={"train:BBB": InterruptedRun("stopped by SIGTERM")})
+    with pytest.raises(InterruptedRun):
+        runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=fake.steps(), log=logging.getLogger("t"))
+    assert ("fetch", "CCC") not in fake.calls
+
+
+def test_sigterm_is_deferred_over_a_critical_block():
+    done = False
+    with runlog.sigterm_stops() as stop:
+        with pytest.raises(InterruptedRun, match="SIGTERM"):
+            with stop.critical():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0)  # the handler runs here, but may not raise inside the block
+                done = True
+    assert done
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_second_run_exits_75_while_the_lock_is_held(run_cli, data_dir):
+    data_dir.mkdir(parents=True)
+    (data_dir / "lstmcast.toml").write_text("keep_runs = 3\n")
+    with runlog.run_lock(data_dir):
+        with pytest.raises(LockedError):
+            with runlog.run_lock(data_dir):
+                pass
+        r = run_cli("run")
+    assert r.returncode == 75, r.stderr
+    assert "another `lstmcast run` is already running" in r.stderr and f"pid {os.getpid()}" in r.stderr
+    assert "already running" in (data_dir / "logs" / "lstmcast.log").read_text()
+    r = run_cli("run")  # the lock is free again
+    assert r.returncode == 0, r.stderr
+
+
+SCRIPT = """
+import sys, time
+from pathlib import Path
+from lstmcast import runner
+from lstmcast.cli.main import main
+sys.path.insert(0, {tests!r})
+from test_runner import FakeSteps
+
+marker = Path({marker!r})
+
+def default_steps(data_dir, config):
+    steps = FakeSteps(data_dir).steps()
+    def fetch(entry):
+        if entry.symbol == "BBB":  # block in the middle of the second entry until SIGTERM arrives
+            marker.write_text("in fetch")
+            for _ in range(600):
+                time.sleep(0.1)
+        return steps.fetch(entry)
+    return runner.Steps(fetch, *[getattr(steps, f) for f in
+                                 ("needs_training", "train_challenger", "evaluate_and_promote", "forecast", "prune")])
+
+runner.default_steps = default_steps
+sys.argv = ["lstmcast", "--data-dir", {data_dir!r}, "run"]
+main()
+"""
+
+
+def test_sigterm_during_a_step_exits_130_with_consistent_state(tmp_path, data_dir):
+    data_dir.mkdir(parents=True)
+    (data_dir / "lstmcast.toml").write_text(CONFIG)
+    marker = tmp_path / "marker"
+    script = tmp_path / "run.py"
+    script.write_text(
+        SCRIPT.format(tests=str(Path(__file__).parent), marker=str(marker), data_dir=str(data_dir))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "stopped by SIGTERM" in err
+    log = (data_dir / "logs" / "lstmcast.log").read_text()
+    assert "interrupted" in log and "ended: 1 ok, 0 failed (interrupted), exit code 130" in log
+    # the finished entry's files are whole, nothing half-written is left, and the lock is free again
+    h = forecasts.load_history(data_dir, SeriesKey("import", "AAA", "1d"))
+    assert h["predicted"].tolist() == [103.0]
+    assert not list((data_dir / "forecasts").rglob(".*.tmp"))
+    assert not forecasts.history_path(data_dir, SeriesKey("import", "BBB", "1d")).exists()
+    with runlog.run_lock(data_dir):
+        pass
+
+
+def test_default_steps_say_what_is_not_wired(run_cli, data_dir):
+    data_dir.mkdir(parents=True)
+    (data_dir / "lstmcast.toml").write_text(CONFIG)
+    r = run_cli("run", "--only", "AAA,BBB", "--json")
+    assert r.returncode == 1
+    assert "not wired yet" in r.stdout and r.stdout.count('"ok": false') == 2
