@@ -201,8 +201,8 @@ def default_steps(data_dir, config):
             for _ in range(600):
                 time.sleep(0.1)
         return steps.fetch(entry)
-    return runner.Steps(fetch, *[getattr(steps, f) for f in
-                                 ("needs_training", "train_challenger", "evaluate_and_promote", "forecast", "prune")])
+    rest = ("needs_training", "train_challenger", "evaluate_and_promote", "forecast", "prune")
+    return runner.Steps(fetch, *[getattr(steps, f) for f in rest])
 
 runner.default_steps = default_steps
 sys.argv = ["lstmcast", "--data-dir", {data_dir!r}, "run"]

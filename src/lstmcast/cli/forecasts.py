@@ -59,7 +59,8 @@ def forecasts_cmd(
         return
     pct = lambda x: "-" if x != x else f"{100 * x:.0f}%"  # noqa: E731
     con.print(
-        f"live over {live.n} scored step(s) ({live.pending} pending): MAE {common.fmt_num(live.mae)} vs naive "
+        f"live over {live.n} scored step(s) ({live.pending} pending): "
+        f"MAE {common.fmt_num(live.mae)} vs naive "
         f"{common.fmt_num(live.naive_mae)} (skill {pct(live.skill)}), RMSE {common.fmt_num(live.rmse)} vs "
         f"{common.fmt_num(live.naive_rmse)}; direction hit rate {pct(live.hit_rate)} "
         f"[{pct(live.hit_low)}, {pct(live.hit_high)}] (naive calls no direction); "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -29,10 +28,10 @@ def init_cmd(
 
 def run_cmd(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="Config file (default: $LSTMCAST_CONFIG, else DATA_DIR/lstmcast.toml)."
     ),
-    only: Optional[list[str]] = typer.Option(
+    only: list[str] | None = typer.Option(
         None, "--only", help="Run only this watchlist symbol (repeatable, or comma-separated)."
     ),
     force: bool = typer.Option(False, "--force", help="Train a challenger even without new bars."),
@@ -89,7 +88,9 @@ def _render(summary) -> None:
 
     con = common.out()
     if not summary.entries:
-        con.print("watchlist is empty: nothing to do (add [[watchlist]] entries to lstmcast.toml)", markup=False)
+        con.print(
+            "watchlist is empty: nothing to do (add [[watchlist]] entries to lstmcast.toml)", markup=False
+        )
         return
     t = Table(title=f"lstmcast run {summary.run_id}")
     for col in ("entry", "fetched", "trained", "promoted", "forecast", "error"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,11 +23,11 @@ def _times(times) -> list[str]:
 def install_cmd(
     ctx: typer.Context,
     cron: str = typer.Option("0 6 * * *", "--cron", help="When to run: five cron fields (local time)."),
-    config: Optional[Path] = typer.Option(
+    config: Path | None = typer.Option(
         None, "--config", help="Config file (default: $LSTMCAST_CONFIG, else DATA_DIR/lstmcast.toml)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the entry; change nothing."),
-    tabfile: Optional[Path] = _TABFILE,
+    tabfile: Path | None = _TABFILE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add the cron entry for this data directory (replacing ours if present; other entries untouched)."""
@@ -70,7 +69,7 @@ def install_cmd(
 def show_cmd(
     ctx: typer.Context,
     n: int = typer.Option(5, "--next", "-n", min=1, max=100, help="How many upcoming run times."),
-    tabfile: Optional[Path] = _TABFILE,
+    tabfile: Path | None = _TABFILE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show this data directory's cron entry and its next run times."""
@@ -100,7 +99,7 @@ def show_cmd(
 @schedule_app.command("remove")
 def remove_cmd(
     ctx: typer.Context,
-    tabfile: Optional[Path] = _TABFILE,
+    tabfile: Path | None = _TABFILE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Remove this data directory's cron entry (only ours; nothing else changes)."""
