@@ -1,5 +1,7 @@
 """The cron entry: exact line, idempotent install, remove touching only ours, runs under `env -i`."""
 
+import re
+import shlex
 from __future__ import annotations
 
 import datetime as dt
@@ -69,7 +71,8 @@ def test_entry_uses_absolute_paths_env_and_marker(tmp_path, config, data_dir):
         f">> {data_dir}/logs/cron.log 2>&1",
     ):
         assert part in entry.command
-    program = entry.command.split("PYTHONPATH=")[-1].split()[1 if "PYTHONPATH=" in entry.command else 0]
+    words = shlex.split(entry.command)
+    program = next(w for w in words if not re.match(r"^[A-Z_]+=", w))
     assert Path(program).is_absolute()
 
 
