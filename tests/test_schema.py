@@ -102,6 +102,7 @@ def test_validate_rejects_non_positive_price(value):
         schema.validate(f)
     assert "2024-01-03T00:00:00+00:00" in str(exc.value)
     assert "row 1" in str(exc.value)
+    assert f"low={value!r}, close=101.0" in str(exc.value)
 
 
 def test_validate_rejects_non_positive_adj_close():
