@@ -34,7 +34,7 @@ def download(spec: str, dest: Path, *, sdist: bool) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), spec]
     cmd += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return next(dest.iterdir()) if len(list(dest.iterdir())) == 1 else max(dest.iterdir(), key=lambda p: p.stat().st_mtime)
+    return max(dest.iterdir(), key=lambda p: p.stat().st_mtime)  # the one just downloaded
 
 
 def main() -> None:

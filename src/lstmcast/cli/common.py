@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from lstmcast.config import AppSettings
+
+PIPE_WIDTH = 160
 
 
 def settings(ctx: typer.Context) -> AppSettings:
@@ -32,7 +36,10 @@ def store(ctx: typer.Context):
 
 def out() -> Console:
     """Console for results (stdout). Created per call so test runners' captured streams are honoured."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    # Piped output (CI logs, `make demo | less`, tests) would otherwise be cut to 80 columns and
+    # tables would truncate dates and symbols with an ellipsis.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
 
 
 def err() -> Console:
@@ -59,7 +66,13 @@ def print_json(obj: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err().print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    err().print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
+
+
+def print_error(e: BaseException) -> None:
+    """One red line on stderr. The message is escaped: file names and symbols may hold '[' or ']'."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    err().print(f"[bold red]error:[/] {escape(msg)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def fmt_num(x: float | None, digits: int = 4) -> str:

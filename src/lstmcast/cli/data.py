@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from lstmcast.cli import common
 
@@ -18,10 +18,10 @@ def import_cmd(
     symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD."),
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
     source: str = typer.Option("import", "--source", help="Source name to file it under."),
-    value_column: Optional[str] = typer.Option(
+    value_column: str | None = typer.Option(
         None, "--value-column", help="Import a plain univariate series (not a price) from this column."
     ),
-    market: Optional[str] = typer.Option(
+    market: str | None = typer.Option(
         None, "--market", help="crypto, equity, fx or continuous (default: guessed from the symbol)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -53,12 +53,12 @@ def import_cmd(
         return
     con = common.out()
     con.print(
-        f"imported [bold]{summary['series']}[/] {m['interval']} ({m['kind']}, {m['market']}): "
+        f"imported [bold]{escape(summary['series'])}[/] {m['interval']} ({m['kind']}, {m['market']}): "
         f"{summary['rows_in_file']} rows, {summary['rows_added']} new, {summary['rows_replaced']} replaced; "
         f"stored {m['rows']} rows {common.fmt_time(m['first'])} .. {common.fmt_time(m['last'])}"
     )
     for note in res.notes:
-        con.print(f"  - {note}")
+        con.print(f"  - {escape(note)}")
     gaps = m["gaps"]
     if gaps["missing_bars"]:
         con.print(f"  - gaps: {gaps['missing_bars']} missing bar(s) in {gaps['runs']} run(s)")
@@ -74,14 +74,15 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
 
     con = common.out()
     if not manifests:
-        con.print(f"no series stored under {common.settings(ctx).data_dir}; try `lstmcast import` or `lstmcast fetch`")
+        where = escape(str(common.settings(ctx).data_dir))
+        con.print(f"no series stored under {where}; try `lstmcast import` or `lstmcast fetch`")
         return
-    t = Table(title=f"series in {common.settings(ctx).data_dir}")
+    t = Table(title=escape(f"series in {common.settings(ctx).data_dir}"))
     for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
         t.add_column(col, justify="right" if col in ("rows", "gaps") else "left", no_wrap=True)
     for m in manifests:
         t.add_row(
-            f"{m['source']}:{m['symbol']}", m["interval"], m["kind"], m["market"], str(m["rows"]),
+            escape(f"{m['source']}:{m['symbol']}"), m["interval"], m["kind"], m["market"], str(m["rows"]),
             common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
         )
     con.print(t)
@@ -109,7 +110,7 @@ def show_cmd(
     con = common.out()
     g = manifest["gaps"]
     con.print(
-        f"[bold]{key.spec}[/] {key.interval}  {manifest['kind']}, {manifest['market']}  "
+        f"[bold]{escape(key.spec)}[/] {key.interval}  {manifest['kind']}, {manifest['market']}  "
         f"{manifest['rows']} rows  {common.fmt_time(manifest['first'])} .. {common.fmt_time(manifest['last'])}"
     )
     con.print(f"missing bars: {g['missing_bars']} in {g['runs']} run(s); file sha256 {manifest['sha256'][:12]}...")

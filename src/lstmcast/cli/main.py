@@ -8,7 +8,6 @@ locals hidden (they may hold API keys).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -27,10 +26,9 @@ class _Boundary(TyperGroup):
             obj = ctx.obj
             if getattr(obj, "verbose", False):
                 raise
-            from lstmcast.cli.common import err
+            from lstmcast.cli.common import print_error
 
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            err().print(f"[bold red]error:[/] {msg}", markup=True, highlight=False, soft_wrap=True)
+            print_error(e)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             from lstmcast.cli.common import err
@@ -59,7 +57,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    data_dir: Optional[Path] = typer.Option(
+    data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Data directory (default: $LSTMCAST_HOME, else ./data).", show_default=False
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and debug logs."),
@@ -70,9 +68,9 @@ def root(
     try:
         ctx.obj = AppSettings(data_dir=resolve_data_dir(data_dir), verbose=verbose)
     except LstmcastError as e:
-        from lstmcast.cli.common import err
+        from lstmcast.cli.common import print_error
 
-        err().print(f"[bold red]error:[/] {e}", markup=True, highlight=False)
+        print_error(e)
         raise typer.Exit(e.exit_code) from None
 
 

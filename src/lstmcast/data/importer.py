@@ -99,7 +99,7 @@ def read_table(
         except Exception as e:
             raise DataError(f"cannot read {path} as Parquet: {e}") from e
         if isinstance(raw.index, pd.DatetimeIndex):
-            raw = raw.reset_index()
+            raw = raw.rename_axis(raw.index.name or "time").reset_index()  # an unnamed index is the time
     else:
         try:
             text = path.read_text(encoding="utf-8-sig")
@@ -187,6 +187,7 @@ def import_file(
     iv = calendar.parse_interval(interval)
     read = read_table(path, symbol=symbol, value_column=value_column)
     frame, report = schema.clean(read.frame)
+    _check_spacing(frame, iv)  # before flooring to dates, which would hide hourly bars as duplicates
     if iv.daily_or_longer:
         floored = frame.index.normalize()
         if (floored != frame.index).any():
@@ -196,7 +197,6 @@ def import_file(
             report.duplicates_dropped += more.duplicates_dropped
     if len(frame) == 0:
         raise DataError(f"{path} holds no rows")
-    _check_spacing(frame, iv)
     kind = schema.KIND_VALUE if value_column else schema.KIND_PRICE
     if market is None:
         market = "continuous" if kind == schema.KIND_VALUE else calendar.infer_market(source, symbol)

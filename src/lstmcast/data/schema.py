@@ -53,7 +53,7 @@ def _first_bad(frame: pd.DataFrame, mask: np.ndarray | pd.Series, what: str) -> 
     mask = np.asarray(mask)
     i = int(np.flatnonzero(mask)[0])
     row = frame.iloc[i]
-    values = ", ".join(f"{c}={row[c]!r}" for c in frame.columns)
+    values = ", ".join(f"{c}={float(row[c])!r}" for c in frame.columns)  # not numpy's np.float64(...) repr
     return DataError(f"{what} at {frame.index[i].isoformat()} (row {i}, {int(mask.sum())} such rows): {values}")
 
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -68,7 +68,8 @@ class SeriesKey:
     def __post_init__(self) -> None:
         check_source(self.source)
         check_symbol(self.symbol)
-        calendar.parse_interval(self.interval)
+        # "1D", " 1d" and "d" must name the same file as "1d"
+        object.__setattr__(self, "interval", calendar.parse_interval(self.interval).name)
 
     @property
     def spec(self) -> str:
@@ -161,7 +162,7 @@ class Store:
 
     def resolve(self, spec: str, interval: str) -> SeriesKey:
         """Find the stored series a user means by ``SYMBOL`` or ``SOURCE:SYMBOL``."""
-        calendar.parse_interval(interval)
+        interval = calendar.parse_interval(interval).name
         source, symbol = parse_spec(spec)
         check_symbol(symbol)
         if source is not None:

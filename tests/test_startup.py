@@ -1,0 +1,66 @@
+"""`lstmcast --help` must start fast: no torch, yfinance or ccxt at import time."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import subprocess_env
+
+HEAVY = ("torch", "yfinance", "ccxt")
+
+
+def imported_modules(importtime_log: str) -> set[str]:
+    """Module names from `python -X importtime` lines: 'import time: self | cumulative | name'."""
+    names = set()
+    for line in importtime_log.splitlines():
+        if line.startswith("import time:") and line.count("|") == 2:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":  # the header line
+                names.add(name)
+    return names
+
+
+def test_help_imports_no_heavy_modules():
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lstmcast", "--help"],
+        capture_output=True, text=True, timeout=120, env=subprocess_env(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Usage" in r.stdout
+    modules = imported_modules(r.stderr)
+    assert "lstmcast.cli.main" in modules  # the log really is this run's import log
+    heavy = sorted(m for m in modules if m.split(".")[0] in HEAVY)
+    assert heavy == [], f"--help imported {heavy[:10]}"
+
+
+def test_subcommand_help_imports_no_heavy_modules():
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lstmcast", "import", "--help"],
+        capture_output=True, text=True, timeout=120, env=subprocess_env(),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "--value-column" in r.stdout
+    modules = imported_modules(r.stderr)
+    assert not [m for m in modules if m.split(".")[0] in HEAVY]
+
+
+def test_help_exit_zero_lists_commands(run_cli):
+    r = run_cli("--help")
+    assert r.returncode == 0
+    assert "import" in r.stdout and "data" in r.stdout
+    r = run_cli("data", "--help")
+    assert r.returncode == 0
+    assert "list" in r.stdout and "show" in r.stdout
+
+
+def test_console_script_help():
+    exe = shutil.which("lstmcast")
+    if exe is None:  # not installed (e.g. running from a bare checkout): python -m is covered above
+        pytest.skip("lstmcast console script not on PATH")
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert r.returncode == 0, r.stderr
+    assert "Usage" in r.stdout
