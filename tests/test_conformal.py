@@ -57,7 +57,8 @@ def test_log_interval_is_multiplicative_and_positive():
 
 
 def test_round_trip_through_json_keeps_infinite_widths():
-    cal = conformal.fit(np.random.default_rng(0).standard_normal((10, 2)), levels=(0.8, 0.95), mode="additive")
+    r = np.random.default_rng(0).standard_normal((10, 2))
+    cal = conformal.fit(r, levels=(0.8, 0.95), mode="additive")
     assert math.isinf(cal.width[1][0])  # 10 residuals cannot give a finite 95% interval
     text = json.dumps(cal.to_dict(), allow_nan=False)
     assert conformal.Conformal.from_dict(json.loads(text)) == cal
