@@ -114,7 +114,7 @@ def _trading_days(start: pd.Timestamp, end: pd.Timestamp, market: str) -> pd.Dat
     days = pd.date_range(start.normalize(), end.normalize(), freq="D", tz="UTC")
     if market in ("crypto", "continuous"):
         return days
-    mask = days.dayofweek < 5
+    mask = days.day_of_week < 5
     if market == "equity":
         hol = _nyse_holidays(days[0].year, days[-1].year) if len(days) else frozenset()
         mask &= ~pd.Index(days.date).isin(list(hol))
@@ -125,7 +125,7 @@ def _in_equity_session(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     local = stamps.tz_convert(EQUITY_TZ)
     t = local.time
     ok = (
-        (local.dayofweek < 5)
+        (local.day_of_week < 5)
         & pd.Index([x >= EQUITY_OPEN and x < EQUITY_CLOSE for x in t], dtype=bool)
         & ~pd.Index(local.date).isin(
             list(_nyse_holidays(local[0].year, local[-1].year)) if len(local) else []
@@ -145,7 +145,7 @@ def expected_bars(start: pd.Timestamp, end: pd.Timestamp, interval: Interval, ma
     if market == "equity":
         return _in_equity_session(grid)
     if market == "fx":
-        return grid[grid.dayofweek < 5]
+        return grid[grid.day_of_week < 5]
     return grid
 
 
