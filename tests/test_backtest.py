@@ -49,6 +49,8 @@ def test_config_and_plan_errors_name_the_culprit():
         BacktestConfig(refit_every=0)
     with pytest.raises(UsageError, match="window must be one of expanding, rolling, got 'sliding'"):
         BacktestConfig(window="sliding")
+    with pytest.raises(UsageError, match="MASE scale window must be at least 2 rows, got 1"):
+        BacktestConfig(scale_window=1)
     with pytest.raises(UsageError, match="rolling window needs a train size"):
         BacktestConfig(window="rolling")
     with pytest.raises(UsageError, match=r"rolling train size \(60\) is larger than the 51 rows"):
@@ -155,6 +157,9 @@ def test_metrics_baselines_and_coverage_are_on_the_same_origins():
     np.testing.assert_array_equal(res.actual[:, 0], close[origins + 1])
     np.testing.assert_array_equal(res.baselines["naive"][:, 4], close[origins])
     assert res.scale == pytest.approx(np.mean(np.abs(np.diff(close[:151]))))
+    assert res.mae_ratio == pytest.approx(res.metrics["model"].mae / res.metrics["naive"].mae)
+    recent = run(close, origins, BacktestConfig(horizon=5, refit_every=50, intervals="none", scale_window=30))
+    assert recent.scale == pytest.approx(np.mean(np.abs(np.diff(close[121:151]))))
     assert len(res.dm["by_step"]) == 5 and len(res.metrics_by_step["model"]) == 5
     for level, cov in res.coverage.items():
         assert cov["nominal"] == level

@@ -54,6 +54,10 @@ class BacktestConfig:
     fee_bps: float = 10.0
     long_short: bool = False
     alpha: float = 0.05  # DM significance for the verdict
+    # MASE denominator from the last `scale_window` rows up to the first origin (None: all of
+    # them, the textbook in-sample scale). For prices that grew 50-fold, early bars make the
+    # in-sample changes tiny and every MASE large; a recent window keeps MASE near 1 for naive.
+    scale_window: int | None = None
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
@@ -70,6 +74,8 @@ class BacktestConfig:
             )
         if self.fee_bps < 0:
             raise UsageError(f"fee must not be negative, got {self.fee_bps} bps")
+        if self.scale_window is not None and self.scale_window < 2:
+            raise UsageError(f"MASE scale window must be at least 2 rows, got {self.scale_window}")
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ class BacktestResult:
     metrics_by_step: dict[str, list[PointMetrics]]
     dm: dict[str, Any]  # model vs naive: stat, p, power, by_step
     strategies: dict[str, StrategyResult]  # "model", each baseline, "buy_and_hold"
+    mae_ratio: float  # model MAE / naive MAE on the same origins: below 1 beats naive
     beats_naive: bool
     verdict: str
     fit_seconds: list[float]
@@ -185,6 +192,7 @@ class BacktestResult:
             "dm": self.dm,
             "coverage": {level_key(k): v for k, v in self.coverage.items()},
             "strategies": {k: v.to_dict(series=series) for k, v in self.strategies.items()},
+            "mae_ratio": self.mae_ratio,
             "beats_naive": self.beats_naive,
             "verdict": self.verdict,
             "timing": {"fit_seconds": self.fit_seconds, "predict_seconds": self.predict_seconds,
@@ -288,7 +296,9 @@ def walk_forward(
         }
 
     # MASE denominator: one-step naive MAE on the history the first model could see.
-    scale = naive_scale(c[: int(o[0]) + 1])
+    first = int(o[0]) + 1
+    lo = 0 if config.scale_window is None else max(0, first - config.scale_window)
+    scale = naive_scale(c[lo:first])
     preds = {"model": forecast, **baselines}
     metrics = {k: point_metrics(actual, p, last=last, scale=scale) for k, p in preds.items()}
     by_step = {
@@ -311,14 +321,16 @@ def walk_forward(
     strategies["buy_and_hold"] = buy_and_hold(c, o, fee_bps=config.fee_bps, bars_per_year=bars_per_year)
 
     m_mase, n_mase = metrics["model"].mase, metrics["naive"].mase
-    beats = bool(metrics["model"].mae < metrics["naive"].mae and math.isfinite(p) and p < config.alpha)
+    ratio = metrics["model"].mae / metrics["naive"].mae if metrics["naive"].mae else math.nan
+    beats = bool(ratio < 1 and math.isfinite(p) and p < config.alpha)
     verdict = (
-        f"beats naive: {'yes' if beats else 'no'}, MASE {m_mase:.2f} vs naive {n_mase:.2f}, DM p = {p:.2f}"
+        f"beats naive: {'yes' if beats else 'no'}, MASE {m_mase:.2f} vs naive {n_mase:.2f} "
+        f"(MAE ratio {ratio:.3f}), DM p = {p:.2f}"
     )
 
     return BacktestResult(
         config=config, kind=kind, plan=sched, origins=o, last=last, actual=actual, forecast=forecast,
         baselines=baselines, intervals=bounds, coverage=cov, scale=scale, metrics=metrics,
-        metrics_by_step=by_step, dm=dm, strategies=strategies, beats_naive=beats, verdict=verdict,
-        fit_seconds=fit_seconds, predict_seconds=predict_seconds,
+        metrics_by_step=by_step, dm=dm, strategies=strategies, mae_ratio=ratio, beats_naive=beats,
+        verdict=verdict, fit_seconds=fit_seconds, predict_seconds=predict_seconds,
     )
