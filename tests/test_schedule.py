@@ -1,10 +1,10 @@
 """The cron entry: exact line, idempotent install, remove touching only ours, runs under `env -i`."""
 
-import re
-import shlex
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
 import subprocess
 from pathlib import Path
 

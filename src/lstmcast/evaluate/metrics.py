@@ -71,7 +71,9 @@ def wilson_interval(hits: int, n: int, *, z: float = 1.959963984540054) -> tuple
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def diebold_mariano(e_model: np.ndarray, e_bench: np.ndarray, *, horizon: int = 1, power: int = 2) -> tuple[float, float]:
+def diebold_mariano(
+    e_model: np.ndarray, e_bench: np.ndarray, *, horizon: int = 1, power: int = 2
+) -> tuple[float, float]:
     """Diebold-Mariano test of equal accuracy, with the Harvey-Leybourne-Newbold correction.
 
     ``e_model`` and ``e_bench`` are forecast errors at one horizon over the same origins. Returns
@@ -81,13 +83,19 @@ def diebold_mariano(e_model: np.ndarray, e_bench: np.ndarray, *, horizon: int = 
     """
     from scipy import stats
 
-    d = np.abs(np.asarray(e_model, dtype="float64")) ** power - np.abs(np.asarray(e_bench, dtype="float64")) ** power
+    e1, e2 = np.asarray(e_model, dtype="float64"), np.asarray(e_bench, dtype="float64")
+    d = np.abs(e1) ** power - np.abs(e2) ** power
     n = len(d)
     if n < 3:
         return (float("nan"), float("nan"))
     dbar = d.mean()
     gamma0 = np.mean((d - dbar) ** 2)
-    lrv = gamma0 + 2 * sum(np.mean((d[k:] - dbar) * (d[:-k] - dbar)) for k in range(1, min(horizon, n)))
+    # Autocovariances divide by n (not n - k), as in Diebold-Mariano (1995) and R's dm.test.
+    lrv = gamma0 + 2 * sum(np.sum((d[k:] - dbar) * (d[:-k] - dbar)) / n for k in range(1, min(horizon, n)))
+    if lrv <= 0 and horizon > 1 and gamma0 > 0:
+        # Negative autocovariances can make the truncated long-run variance non-positive; like
+        # R's dm.test, fall back to the one-step variance instead of claiming certainty.
+        return diebold_mariano(e_model, e_bench, horizon=1, power=power)
     if lrv <= 0:
         return (float("nan"), float("nan")) if dbar == 0 else (math.copysign(math.inf, dbar), 0.0)
     dm = dbar / math.sqrt(lrv / n)

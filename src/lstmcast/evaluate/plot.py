@@ -1,0 +1,87 @@
+"""The backtest picture: forecasts against what happened, and what trading them would have earned.
+
+matplotlib is imported inside the function with the non-interactive Agg backend, so importing
+this module costs nothing and no display is ever needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lstmcast.atomic import write_with
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from lstmcast.evaluate.backtest import BacktestResult
+
+
+def plot_backtest(
+    result: BacktestResult,
+    path: Path,
+    *,
+    index: pd.DatetimeIndex | None = None,
+    step: int = 1,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG: top, actual close vs the model's ``step``-ahead forecast with its interval
+    bands and the naive forecast; bottom, the model strategy's equity against buy-and-hold.
+
+    ``index`` maps row positions to timestamps for the x axis (row numbers without it).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = result.config.horizon
+    if not 1 <= step <= h:
+        from lstmcast.errors import UsageError
+
+        raise UsageError(f"plot step must be between 1 and the horizon ({h}), got {step}")
+    s = step - 1
+    target = result.origins + step  # the bar each step-ahead forecast is for
+    traded = result.origins + 1  # equity after each traded bar
+
+    def x(pos: np.ndarray):
+        return index[pos] if index is not None else pos
+
+    fig, (ax1, ax2) = plt.subplots(
+        2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}, constrained_layout=True
+    )
+    # widest band first and lightest, narrower ones drawn darker on top of it
+    shades = ["#deebf7", "#9ecae1", "#6baed6"]
+    for i, level in enumerate(sorted(result.intervals, reverse=True)):
+        lo, hi = result.intervals[level]
+        ax1.fill_between(x(target), lo[:, s], hi[:, s], color=shades[min(i, 2)], linewidth=0,
+                         label=f"{level:.0%} interval")
+    ax1.plot(x(target), result.actual[:, s], color="black", linewidth=1.0, label="actual")
+    ax1.plot(x(target), result.forecast[:, s], color="#d62728", linewidth=1.0, label=f"model, {step}-step")
+    ax1.plot(x(target), result.baselines["naive"][:, s], color="#7f7f7f", linewidth=0.8,
+             linestyle="--", label="naive")
+    ax1.set_ylabel("close")
+    ax1.set_title(title or result.verdict)
+    ax1.legend(loc="upper left", fontsize=8)
+    ax1.grid(alpha=0.3)
+
+    eq_x = np.concatenate([[result.origins[0]], traded])
+    model_eq = result.strategies["model"].equity
+    bh = result.strategies["buy_and_hold"]
+    ax2.plot(x(eq_x), model_eq, color="#d62728", label=f"model strategy ({model_eq[-1] - 1:+.1%})")
+    ax2.plot(x(eq_x), bh.equity, color="black", label=f"buy and hold ({bh.total_return:+.1%})")
+    ax2.axhline(1.0, color="#7f7f7f", linewidth=0.6)
+    ax2.set_ylabel(f"equity (fees {result.config.fee_bps:g} bps)")
+    ax2.legend(loc="upper left", fontsize=8)
+    ax2.grid(alpha=0.3)
+
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=110)
+
+    try:
+        write_with(Path(path), write)
+    finally:
+        plt.close(fig)
+    return Path(path)

@@ -1,0 +1,48 @@
+"""The backtest PNG is written atomically and is a real image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lstmcast.errors import UsageError
+from lstmcast.evaluate.backtest import BacktestConfig, walk_forward
+from lstmcast.evaluate.plot import plot_backtest
+from lstmcast.evaluate.reference import ar1_forecaster
+
+
+@pytest.fixture(scope="module")
+def result():
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(260)))
+    fit, predict = ar1_forecaster(close, horizon=2)
+    cfg = BacktestConfig(horizon=2, refit_every=40)
+    return walk_forward(close, origins=np.arange(100, 257), config=cfg, fit=fit, predict=predict)
+
+
+def test_writes_a_png_atomically(result, tmp_path):
+    import matplotlib.image as mpimg
+
+    out = tmp_path / "plots" / "bt.png"
+    idx = pd.date_range("2024-01-01", periods=260, freq="D", tz="UTC")
+    assert plot_backtest(result, out, index=idx, step=2) == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = mpimg.imread(out)
+    assert img.shape[0] > 500 and img.shape[1] > 900
+    assert img[..., :3].std() > 0.05  # not a blank canvas
+    assert [p.name for p in out.parent.iterdir()] == ["bt.png"]  # no temp file left behind
+
+
+def test_without_intervals_or_index(result, tmp_path):
+    from dataclasses import replace
+
+    bare = replace(result, intervals={})
+    out = plot_backtest(bare, tmp_path / "bare.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_step_out_of_range(result, tmp_path):
+    with pytest.raises(UsageError, match=r"plot step must be between 1 and the horizon \(2\), got 3"):
+        plot_backtest(result, tmp_path / "x.png", step=3)
+    assert not (tmp_path / "x.png").exists()
