@@ -108,7 +108,7 @@ class FakeYahoo(requests.Session):
                 hi = pd.Timestamp(int(q.get("period2", 4102444800)), unit="s").tz_localize(None)
                 opens = pd.DatetimeIndex(bars.index).tz_localize(NY).tz_convert("UTC").tz_localize(None) \
                     + pd.Timedelta(hours=13, minutes=30)
-                bars = bars[(opens >= lo - pd.Timedelta(hours=14)) & (opens < hi)]
+                bars = bars[(opens >= lo) & (opens < hi)]
             elif q.get("range") == "1d":
                 bars = bars.iloc[-1:]
             return 200, json.dumps(chart_json(symbol, bars)), {"content-type": "application/json"}

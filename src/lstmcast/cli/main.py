@@ -79,9 +79,10 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import data
+    from lstmcast.cli import data, fetch
 
     data.register(app)
+    fetch.register(app)
 
 
 _register()
