@@ -82,7 +82,8 @@ def _render(results) -> None:
 
     t = Table(title="fetch")
     for col in ("series", "status", "added", "new range", "stored", "new gaps", "flags"):
-        t.add_column(col, justify="right" if col in ("added", "stored", "new gaps") else "left")
+        t.add_column(col, justify="right" if col in ("added", "stored", "new gaps") else "left",
+                     no_wrap=col in ("series", "status", "new range"))
     for r in results:
         rng = f"{common.fmt_time(r.first)} .. {common.fmt_time(r.last)}" if r.first else "-"
         gaps = sum(g["bars"] for g in r.new_gaps)
