@@ -8,8 +8,6 @@ import time
 import pytest
 
 
-
-
 @pytest.mark.parametrize("spec", ["AAPL", "binance:BTC/USDT"])
 def test_unreachable_service_one_line_exit_1_store_untouched(cli, data_dir, spec, monkeypatch):
     import socket
@@ -49,7 +47,6 @@ def test_help_lists_fetch_without_importing_vendors(run_cli):
 
 def test_partial_failure_exit_3_and_json_summary(cli, data_dir, monkeypatch):
     from fake_binance import FakeBinance
-
     from lstmcast.data import update
 
     real = update.fetch_series
@@ -71,7 +68,6 @@ def test_partial_failure_exit_3_and_json_summary(cli, data_dir, monkeypatch):
 
 def test_table_output_and_exit_0(cli, monkeypatch):
     from fake_binance import FakeBinance
-
     from lstmcast.data import update
 
     real = update.fetch_series

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from fake_binance import FakeBinance, btc_klines
 
+from fake_binance import FakeBinance, btc_klines
 from lstmcast.data.sources.retry import RetryPolicy
 from lstmcast.data.update import fetch_series
 

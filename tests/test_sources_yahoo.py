@@ -7,9 +7,9 @@ import sys
 
 import pandas as pd
 import pytest
+
 from conftest import ROOT, subprocess_env
 from fake_yahoo import FakeYahoo, sample_bars
-
 from lstmcast.data.sources import yahoo
 from lstmcast.data.sources.retry import RetryPolicy
 from lstmcast.data.update import fetch_series

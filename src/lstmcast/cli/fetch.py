@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -17,10 +16,10 @@ def fetch_cmd(
         ..., help="AAPL, ^GSPC, EURUSD=X, BTC-USD (Yahoo) or EXCHANGE:BASE/QUOTE such as binance:BTC/USDT (ccxt)."
     ),
     interval: str = typer.Option("1d", "--interval", "-i", help="1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk."),
-    start: Optional[str] = typer.Option(None, "--start", help="First date (YYYY-MM-DD); default: all history."),
-    end: Optional[str] = typer.Option(None, "--end", help="End date, exclusive (YYYY-MM-DD); default: now."),
+    start: str | None = typer.Option(None, "--start", help="First date (YYYY-MM-DD); default: all history."),
+    end: str | None = typer.Option(None, "--end", help="End date, exclusive (YYYY-MM-DD); default: now."),
     full: bool = typer.Option(False, "--full", help="Refetch everything and replace the stored series."),
-    source: Optional[str] = typer.Option(None, "--source", help="Force yahoo or ccxt instead of guessing."),
+    source: str | None = typer.Option(None, "--source", help="Force yahoo or ccxt instead of guessing."),
     include_partial: bool = typer.Option(
         False, "--include-partial", help="Also store the still-forming current bar."
     ),
@@ -80,21 +79,21 @@ def _render(results) -> None:
         return
     from rich.table import Table
 
-    t = Table(title="fetch")
-    for col in ("series", "status", "added", "new range", "stored", "new gaps", "flags"):
-        t.add_column(col, justify="right" if col in ("added", "stored", "new gaps") else "left",
-                     no_wrap=col in ("series", "status", "new range"))
+    t = Table(title="fetch (gaps: new missing bars; flags: zero-volume bars, |log return| > 50% jumps)")
+    for col in ("series", "status", "added", "new range", "gaps", "flags"):
+        t.add_column(col, justify="right" if col in ("added", "gaps") else "left",
+                     no_wrap=col != "flags", overflow="fold")
     for r in results:
-        rng = f"{common.fmt_time(r.first)} .. {common.fmt_time(r.last)}" if r.first else "-"
+        rng = f"{common.fmt_time(r.first)}..{common.fmt_time(r.last)}" if r.first else "-"
         gaps = sum(g["bars"] for g in r.new_gaps)
         flags = []
         if r.quality.get("zero_volume"):
-            flags.append(f"{r.quality['zero_volume']} zero-volume")
+            flags.append(f"{r.quality['zero_volume']} zero-vol")
         if r.quality.get("jumps"):
-            flags.append(f"{len(r.quality['jumps'])} jump(s) >50%")
+            flags.append(f"{len(r.quality['jumps'])} jumps")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
         t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), rng,
-                  str(r.rows_stored), str(gaps), ", ".join(flags) or "-")
+                  str(gaps), ", ".join(flags) or "-")
     common.out().print(t)
     con = common.err()
     for r in results:
