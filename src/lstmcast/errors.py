@@ -61,6 +61,11 @@ class TemporaryFetchError(DataSourceError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.attempts = 1
+
+
+class ServiceUnreachableError(TemporaryFetchError):
+    """DNS failure or connection refused: retried briefly, then reported (no minutes of waiting)."""
 
 
 class ModelError(LstmcastError):

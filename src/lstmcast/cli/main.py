@@ -77,9 +77,10 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import data, forecasts, run, schedule
+    from lstmcast.cli import data, fetch, forecasts, run, schedule
 
     data.register(app)
+    fetch.register(app)
     run.register(app)
     schedule.register(app)
     forecasts.register(app)

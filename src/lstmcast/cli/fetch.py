@@ -1,0 +1,107 @@
+"""`lstmcast fetch`: download bars from Yahoo Finance or a crypto exchange into the store."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from lstmcast.cli import common
+from lstmcast.errors import EXIT_ERROR, EXIT_PARTIAL
+
+
+def fetch_cmd(
+    ctx: typer.Context,
+    symbols: list[str] = typer.Argument(
+        ..., help="AAPL, ^GSPC, EURUSD=X, BTC-USD (Yahoo) or EXCHANGE:BASE/QUOTE such as binance:BTC/USDT (ccxt)."
+    ),
+    interval: str = typer.Option("1d", "--interval", "-i", help="1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk."),
+    start: str | None = typer.Option(None, "--start", help="First date (YYYY-MM-DD); default: all history."),
+    end: str | None = typer.Option(None, "--end", help="End date, exclusive (YYYY-MM-DD); default: now."),
+    full: bool = typer.Option(False, "--full", help="Refetch everything and replace the stored series."),
+    source: str | None = typer.Option(None, "--source", help="Force yahoo or ccxt instead of guessing."),
+    include_partial: bool = typer.Option(
+        False, "--include-partial", help="Also store the still-forming current bar."
+    ),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Symbols fetched at the same time."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Fetch price bars into the store, incrementally (from the last stored bar) unless --full.
+
+    Exit code 0 when every symbol succeeded, 3 when some failed, 1 when all failed.
+    """
+    from lstmcast.data.update import fetch_many, resolve_source
+
+    for spec in symbols:  # bad syntax fails before any network traffic
+        resolve_source(spec, source)
+    store = common.store(ctx)
+    kwargs = dict(interval=interval, start=start, end=end, full=full, source=source,
+                  include_partial=include_partial)
+    if as_json or not sys.stderr.isatty():
+        results = fetch_many(store, symbols, max_workers=workers, **kwargs)
+    else:
+        results = _with_progress(store, symbols, workers, kwargs)
+
+    if as_json:
+        common.print_json({"results": [r.to_dict() for r in results],
+                           "ok": sum(r.ok for r in results), "failed": sum(not r.ok for r in results)})
+    else:
+        _render(results)
+    failed = [r for r in results if not r.ok]
+    if failed and len(failed) == len(results):
+        raise typer.Exit(EXIT_ERROR)
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from lstmcast.data.update import fetch_many
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=common.err(), transient=True) as progress:
+        tasks = {s: progress.add_task(f"waiting  {s}", total=1) for s in symbols}
+
+        def on_progress(spec: str, event: str, result) -> None:
+            if event == "start":
+                progress.update(tasks[spec], description=f"fetching {spec}")
+            else:
+                progress.update(tasks[spec], description=f"{result.status:<8} {spec}", completed=1)
+
+        return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, **kwargs)
+
+
+def _render(results) -> None:
+    if len(results) == 1 and not results[0].ok and results[0].status == "failed":
+        common.err().print(f"[bold red]error:[/] {results[0].error}", markup=True, highlight=False,
+                           soft_wrap=True)
+        return
+    from rich.table import Table
+
+    t = Table(title="fetch (gaps: new missing bars; flags: zero-volume bars, |log return| > 50% jumps)")
+    for col in ("series", "status", "added", "new range", "gaps", "flags"):
+        t.add_column(col, justify="right" if col in ("added", "gaps") else "left",
+                     no_wrap=col != "flags", overflow="fold")
+    for r in results:
+        rng = f"{common.fmt_time(r.first)}..{common.fmt_time(r.last)}" if r.first else "-"
+        gaps = sum(g["bars"] for g in r.new_gaps)
+        flags = []
+        if r.quality.get("zero_volume"):
+            flags.append(f"{r.quality['zero_volume']} zero-vol")
+        if r.quality.get("jumps"):
+            flags.append(f"{len(r.quality['jumps'])} jumps")
+        color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
+        t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), rng,
+                  str(gaps), ", ".join(flags) or "-")
+    common.out().print(t)
+    con = common.err()
+    for r in results:
+        if r.error:
+            con.print(f"[bold red]{r.spec}:[/] {r.error}", markup=True, highlight=False, soft_wrap=True)
+        for note in r.notes:
+            con.print(f"[yellow]{r.spec}:[/] {note}", markup=True, highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fetch")(fetch_cmd)

@@ -1,0 +1,79 @@
+"""`lstmcast fetch` end to end: exit codes, one-line errors, JSON summary, offline behaviour."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+
+@pytest.mark.parametrize("spec", ["AAPL", "binance:BTC/USDT"])
+def test_unreachable_service_one_line_exit_1_store_untouched(cli, data_dir, spec, monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)  # the far end: a world without DNS
+    t0 = time.monotonic()
+    r = cli("fetch", spec)
+    assert time.monotonic() - t0 < 15
+    assert r.exit_code == 1
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert "cannot reach" in lines[0] and "lstmcast import" in lines[0]
+    assert not (data_dir / "series").exists()
+
+
+def test_bad_symbol_syntax_is_usage_error(cli):
+    r = cli("fetch", "binance:BTCUSDT")
+    assert r.exit_code == 2 and "BASE/QUOTE" in r.stderr
+
+
+def test_help_lists_fetch_without_importing_vendors(run_cli):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    code = ("import sys; from lstmcast.cli.main import app; "
+            "print(any(m in sys.modules for m in ('yfinance', 'ccxt', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert out.stdout.strip() == "False", out.stderr
+    r = run_cli("fetch", "--help")
+    assert r.returncode == 0 and "--include-partial" in r.stdout
+
+
+def test_partial_failure_exit_3_and_json_summary(cli, data_dir, monkeypatch):
+    from fake_binance import FakeBinance
+    from lstmcast.data import update
+
+    real = update.fetch_series
+
+    with FakeBinance() as fb:
+        def with_fake(store, spec, **kw):
+            return real(store, spec, exchange_overrides=fb.overrides, **kw)
+
+        monkeypatch.setattr(update, "fetch_series", with_fake)
+        r = cli("fetch", "binance:BTC/USDT", "binance:DOGE/USDT", "--end", "2019-10-18", "--json")
+    assert r.exit_code == 3, r.output
+    doc = json.loads(r.stdout)
+    by = {x["spec"]: x for x in doc["results"]}
+    assert by["binance:BTC/USDT"]["status"] == "ok" and by["binance:BTC/USDT"]["rows_added"] == 1770
+    assert by["binance:BTC/USDT"]["missing_bars"] == 12
+    assert by["binance:DOGE/USDT"]["status"] == "failed" and "DOGE/USDT" in by["binance:DOGE/USDT"]["error"]
+    assert doc["ok"] == 1 and doc["failed"] == 1
+
+
+def test_table_output_and_exit_0(cli, monkeypatch):
+    from fake_binance import FakeBinance
+    from lstmcast.data import update
+
+    real = update.fetch_series
+    with FakeBinance() as fb:
+        monkeypatch.setattr(update, "fetch_series", lambda store, spec, **kw: real(
+            store, spec, exchange_overrides=fb.overrides, **kw))
+        r = cli("fetch", "binance:BTC/USDT", "--end", "2019-10-18")
+    assert r.exit_code == 0, r.output
+    assert "binance:BTC/USDT" in r.stdout and "1770" in r.stdout and "ok" in r.stdout

@@ -1,0 +1,109 @@
+"""The real ccxt.binance client against a loopback fake Binance (fake_binance.FakeBinance)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from fake_binance import FakeBinance, btc_klines
+from lstmcast.data.sources.retry import RetryPolicy
+from lstmcast.data.update import fetch_series
+
+END = "2019-10-18"  # the sample ends 2019-10-17; asking beyond would (rightly) note stale data
+SPEC = "binance:BTC/USDT"
+
+
+def fetch(store, fb, **kw):
+    kw.setdefault("end", END)
+    kw.setdefault("sleep", lambda s: None)
+    return fetch_series(store, SPEC, exchange_overrides=fb.overrides, **kw)
+
+
+def test_history_longer_than_three_pages_and_exchange_gap(store):
+    with FakeBinance(page_max=400) as fb:
+        r = fetch(store, fb)
+        pages = fb.kline_requests()
+    assert r.status == "ok", r.error
+    assert r.rows_added == 1770 and len(pages) >= 5
+    assert int(pages[0]["startTime"]) == 0
+    frame = store.load(r.key)
+    assert frame.index[0] == pd.Timestamp("2014-12-01", tz="UTC")
+    assert frame.index[-1] == pd.Timestamp("2019-10-17", tz="UTC")
+    assert frame.index.is_unique and frame.index.is_monotonic_increasing
+    # Coinbase's own hole (2019-03-20 .. 2019-03-31) is reported, not filled.
+    assert r.new_gaps == [{"from": "2019-03-20T00:00:00+00:00", "to": "2019-03-31T00:00:00+00:00", "bars": 12}]
+    assert store.manifest(r.key)["gaps"]["missing_bars"] == 12
+    assert [j["time"][:10] for j in r.quality["jumps"]] == ["2015-01-14", "2015-01-15"]
+
+
+def test_incremental_update_after_new_bars_appear(store):
+    all_bars = btc_klines()
+    with FakeBinance(klines=all_bars[:-10]) as fb:
+        assert fetch(store, fb).rows_added == 1760
+        fb.klines = all_bars
+        r = fetch(store, fb)
+    assert r.status == "ok" and r.rows_added == 10 and r.rows_replaced == 1
+    last_stored = all_bars[-11][0]
+    assert any(int(q["startTime"]) == last_stored for q in fb.kline_requests())
+    assert store.manifest(r.key)["rows"] == 1770
+
+
+@pytest.mark.parametrize("faults", [[429, 418, 429], [500, 503], [None, "drop"], [None, 418, 429]])
+def test_temporary_faults_are_retried(store, faults):
+    waits: list[float] = []
+    with FakeBinance(script=faults, page_max=500) as fb:
+        r = fetch(store, fb, sleep=waits.append)
+    assert r.status == "ok", r.error
+    assert r.rows_added == 1770
+    assert len(waits) == sum(1 for f in faults if f is not None)
+
+
+def test_repeated_page_does_not_loop_or_lose_bars(store):
+    with FakeBinance(script=[None, "repeat"], page_max=500) as fb:
+        r = fetch(store, fb)
+    assert r.status == "ok" and r.rows_added == 1770
+
+
+def test_page_repeated_forever_stops_and_says_so(store):
+    with FakeBinance(script=[None] + ["repeat"] * 1000, page_max=500) as fb:
+        r = fetch(store, fb)
+        n = len(fb.kline_requests())
+    assert n <= 4
+    assert r.rows_added == 500
+    assert any("returned no bars after 2016-04-13" in note for note in r.notes)
+
+
+def test_failure_half_way_stores_received_pages_and_marks_partial(store):
+    with FakeBinance(script=[None, None] + [500] * 50, page_max=500) as fb:
+        r = fetch(store, fb, policy=RetryPolicy(attempts=3))
+    assert r.status == "partial" and "network error" in r.error
+    m = store.manifest(r.key)
+    assert m["rows"] == 1000 and m["last"] == r.last
+    assert m["extra"]["last_fetch"]["status"] == "partial"
+
+
+def test_rate_limit_forever_fails_without_writing(store):
+    with FakeBinance(script=[429] * 100) as fb:
+        r = fetch(store, fb, policy=RetryPolicy(attempts=3))
+    assert r.status == "failed" and "rate-limited" in r.error
+    assert not store.exists(r.key)
+
+
+def test_unknown_symbol_and_exchange(store):
+    with FakeBinance() as fb:
+        r = fetch_series(store, "binance:DOGE/USDT", exchange_overrides=fb.overrides)
+        assert r.status == "failed" and "no spot market 'DOGE/USDT'" in r.error and "load_markets" in r.error
+    r = fetch_series(store, "binanse:BTC/USDT")
+    assert r.status == "failed" and "unknown exchange 'binanse'" in r.error and "ccxt.exchanges" in r.error
+
+
+def test_connection_refused_is_unreachable_fast(store):
+    fb = FakeBinance()
+    with fb:
+        overrides = fb.overrides
+    waits: list[float] = []
+    r = fetch_series(store, SPEC, exchange_overrides=overrides, sleep=waits.append)
+    assert r.status == "failed" and r.error_type == "ServiceUnreachableError"
+    assert "cannot reach binance" in r.error and "lstmcast import" in r.error
+    assert sum(waits) <= RetryPolicy().unreachable_elapsed_s
+    assert not (store.root / "series").exists() or not store.exists(r.key)

@@ -1,0 +1,125 @@
+"""The real yfinance code path against a fake Yahoo far end (fake_yahoo.FakeYahoo)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, subprocess_env
+from fake_yahoo import FakeYahoo, sample_bars
+from lstmcast.data.sources import yahoo
+from lstmcast.data.sources.retry import RetryPolicy
+from lstmcast.data.update import fetch_series
+from lstmcast.errors import DataSourceError, TemporaryFetchError
+
+NO_WAIT = dict(sleep=lambda s: None)
+
+
+def test_happy_path_stores_daily_bars_on_local_dates(store):
+    fake = FakeYahoo()
+    r = fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    assert r.status == "ok", r.error
+    assert r.rows_added == 2699 and r.key.spec == "yahoo:AAPL"
+    frame = store.load(r.key)
+    assert str(frame.index.tz) == "UTC"
+    assert frame.index[0] == pd.Timestamp("2013-01-02", tz="UTC")  # 00:00 UTC of the NY trading date
+    assert frame.index[-1] == pd.Timestamp("2023-09-21", tz="UTC")
+    first = frame.iloc[0]
+    assert first["close"] == pytest.approx(19.6082) and first["adj_close"] == pytest.approx(16.7912)
+    assert store.manifest(r.key)["market"] == "equity"
+    # yfinance's own cache lives in our data directory
+    assert (store.root / "cache" / "yfinance").is_dir()
+
+
+def test_incremental_refetches_last_bar_and_adds_new(store):
+    full = sample_bars()
+    fake = FakeYahoo(bars={"AAPL": full.iloc[:-5]})
+    fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    fake.bars["AAPL"] = full
+    r = fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    assert r.status == "ok" and r.rows_added == 5 and r.rows_replaced >= 1
+    assert r.first <= "2023-09-14T00:00:00+00:00"  # the last stored bar is fetched again
+    period1 = pd.Timestamp(int(fake.chart_requests()[-1]["period1"]), unit="s", tz="UTC")
+    assert pd.Timestamp("2023-09-12", tz="UTC") <= period1 <= pd.Timestamp("2023-09-14", tz="UTC")
+    r = fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    assert r.status == "up-to-date" and r.rows_added == 0 and store.manifest(r.key)["rows"] == 2699
+
+
+def test_unknown_symbol_fails_at_once_with_clear_message(store):
+    fake = FakeYahoo()
+    with pytest.raises(DataSourceError) as ei:
+        yahoo.fetch_bars("NOPE", session=fake, cache_dir=store.root / "c")
+    assert not isinstance(ei.value, TemporaryFetchError)
+    assert "no data for 'NOPE'" in str(ei.value)
+    r = fetch_series(store, "NOPE", session=FakeYahoo(), **NO_WAIT)
+    assert r.status == "failed" and "no data for 'NOPE'" in r.error and r.error_type == "DataSourceError"
+    assert not (store.root / "series").exists()
+
+
+def test_rate_limit_429_is_retried_then_succeeds(store):
+    waits: list[float] = []
+    fake = FakeYahoo(script=[429, 429])  # yfinance itself retries once; both answers are 429
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append)
+    assert r.status == "ok" and r.rows_added == 2699
+    assert len(waits) == 1
+
+
+def test_rate_limit_forever_gives_up_with_bounded_attempts(store):
+    waits: list[float] = []
+    fake = FakeYahoo(script=[429] * 50)
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append, policy=RetryPolicy(attempts=3))
+    assert r.status == "failed" and "rate-limited" in r.error and r.error_type == "TemporaryFetchError"
+    assert len(waits) == 2
+    assert not store.exists(r.key)
+
+
+def test_500_then_success(store):
+    waits: list[float] = []
+    fake = FakeYahoo(script=[500, 500])
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append)
+    assert r.status == "ok" and r.rows_added == 2699 and len(waits) == 1
+
+
+def test_malformed_json_is_temporary_and_reported(store):
+    fake = FakeYahoo(script=["malformed"] * 20)
+    r = fetch_series(store, "AAPL", session=fake, sleep=lambda s: None, policy=RetryPolicy(attempts=2))
+    assert r.status == "failed" and "non-JSON" in r.error
+    assert not store.exists(r.key)
+
+
+def test_empty_result_is_an_error_not_success(store):
+    fake = FakeYahoo(script=["empty"] * 5)
+    r = fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    assert r.status == "failed" and "no data for 'AAPL'" in r.error
+    assert not store.exists(r.key)
+
+
+def test_unsupported_interval_names_supported_ones(store):
+    r = fetch_series(store, "AAPL", interval="4h", session=FakeYahoo(), **NO_WAIT)
+    assert r.status == "failed"
+    assert "no 4h bars" in r.error and "1m, 5m, 15m, 30m, 1h, 1d, 1wk" in r.error
+
+
+TZ_SCRIPT = """
+import sys; sys.path.insert(0, {tests!r})
+from pathlib import Path
+from fake_yahoo import FakeYahoo
+from lstmcast.data.store import Store
+from lstmcast.data.update import fetch_series
+st = Store(Path(sys.argv[1]))
+r = fetch_series(st, "AAPL", session=FakeYahoo(), sleep=lambda s: None)
+f = st.load(r.key)
+print(f.index[0].isoformat(), f.index[-1].isoformat(), len(f))
+"""
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Tokyo"])
+def test_daily_bar_dates_do_not_depend_on_machine_tz(tmp_path, tz):
+    script = TZ_SCRIPT.format(tests=str(ROOT / "tests"))
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "d")], capture_output=True, text=True,
+                         env=subprocess_env(TZ=tz), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2013-01-02T00:00:00+00:00", "2023-09-21T00:00:00+00:00", "2699"]
