@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,10 +17,10 @@ def import_cmd(
     symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD."),
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
     source: str = typer.Option("import", "--source", help="Source name to file it under."),
-    value_column: Optional[str] = typer.Option(
+    value_column: str | None = typer.Option(
         None, "--value-column", help="Import a plain univariate series (not a price) from this column."
     ),
-    market: Optional[str] = typer.Option(
+    market: str | None = typer.Option(
         None, "--market", help="crypto, equity, fx or continuous (default: guessed from the symbol)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),

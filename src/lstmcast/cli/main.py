@@ -8,7 +8,6 @@ locals hidden (they may hold API keys).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -59,7 +58,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    data_dir: Optional[Path] = typer.Option(
+    data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Data directory (default: $LSTMCAST_HOME, else ./data).", show_default=False
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and debug logs."),
@@ -79,9 +78,11 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import data
+    from lstmcast.cli import data, models, train
 
     data.register(app)
+    train.register(app)
+    models.register(app)
 
 
 _register()
