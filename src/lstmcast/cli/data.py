@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -17,10 +18,10 @@ def import_cmd(
     symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD."),
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
     source: str = typer.Option("import", "--source", help="Source name to file it under."),
-    value_column: str | None = typer.Option(
+    value_column: Optional[str] = typer.Option(
         None, "--value-column", help="Import a plain univariate series (not a price) from this column."
     ),
-    market: str | None = typer.Option(
+    market: Optional[str] = typer.Option(
         None, "--market", help="crypto, equity, fx or continuous (default: guessed from the symbol)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),

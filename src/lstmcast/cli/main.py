@@ -8,6 +8,7 @@ locals hidden (they may hold API keys).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -58,7 +59,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     ctx: typer.Context,
-    data_dir: Path | None = typer.Option(
+    data_dir: Optional[Path] = typer.Option(
         None, "--data-dir", help="Data directory (default: $LSTMCAST_HOME, else ./data).", show_default=False
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks and debug logs."),
