@@ -112,12 +112,14 @@ def prepare(frame: pd.DataFrame, *, kind: str, features: FeatureConfig) -> Prepa
     close = frame["close"].to_numpy(dtype="float64")
     bad = ~np.isfinite(close)
     if bad.any():
-        raise DataError(f"NaN or infinite close at {_first_bad_time(frame.index, bad)}; repair or re-import the series")
+        raise DataError(f"NaN or infinite close at {_first_bad_time(frame.index, bad)}; "
+                        "repair or re-import the series")
     names = feature_names(features, kind=kind)
     needs_positive = features.target == "return" or any(FEATURES[n][0] for n in names)
     if needs_positive and (close <= 0).any():
         raise ModelError(
-            f"log returns need positive values, but close is {close[close <= 0][0]:g} at "
+            f"log returns need positive values, but the {'value' if kind == KIND_VALUE else 'close'} is "
+            f"{close[close <= 0][0]:g} at "
             f"{_first_bad_time(frame.index, close <= 0)}; train this series with --target price"
         )
     cols = []
