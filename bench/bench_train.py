@@ -29,12 +29,29 @@ def synthetic(n: int = 5000, seed: int = 7) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
     spread = np.exp(np.abs(rng.normal(0, 0.01, n)))
     idx = pd.date_range("2000-01-01", periods=n, freq="D", tz="UTC", name="time")
-    return pd.DataFrame({"open": close, "high": close * spread, "low": close / spread, "close": close,
-                         "volume": rng.uniform(1e5, 2e5, n)}, index=idx)
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": close * spread,
+            "low": close / spread,
+            "close": close,
+            "volume": rng.uniform(1e5, 2e5, n),
+        },
+        index=idx,
+    )
 
 
-def bare_loop(x: torch.Tensor, y: torch.Tensor, *, model: ModelConfig, epochs: int, batch: int,
-              lr: float, seed: int, device: torch.device) -> tuple[float, int]:
+def bare_loop(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    model: ModelConfig,
+    epochs: int,
+    batch: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+) -> tuple[float, int]:
     """The minimal loop: pre-materialised windows, randperm, slice, forward, backward, AdamW step."""
     torch.manual_seed(seed)
     net = LSTMForecaster(n_features=x.shape[2], horizon=y.shape[1], config=model).to(device)
@@ -47,7 +64,7 @@ def bare_loop(x: torch.Tensor, y: torch.Tensor, *, model: ModelConfig, epochs: i
         net.train()
         perm = torch.randperm(len(x), device=device)
         for b in range(0, len(x), batch):
-            idx = perm[b:b + batch]
+            idx = perm[b : b + batch]
             loss = torch.nn.functional.mse_loss(net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -71,26 +88,38 @@ def main() -> None:
     fc = F.FeatureConfig(lookback=60, horizon=1)
     mc = ModelConfig(hidden=64, layers=2, dropout=0.1)
     # patience above epochs: every epoch runs, as in the bare loop
-    tc = T.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.epochs + 1,
-                       device=args.device, threads=args.threads, seed=0)
+    tc = T.TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.epochs + 1,
+        device=args.device,
+        threads=args.threads,
+        seed=0,
+    )
     prepared = F.prepare(synthetic(args.bars), kind="price", features=fc)
 
     # the same training tensors for the bare loop: scaled windows, materialised once
     sp = F.split(len(prepared), features=fc, val_fraction=tc.val_fraction)
-    scaler = F.Scaler.fit(prepared.raw[:sp.train_end], prepared.target[fc.lookback:sp.train_end])
+    scaler = F.Scaler.fit(prepared.raw[: sp.train_end], prepared.target[fc.lookback : sp.train_end])
     x = torch.from_numpy(scaler.transform(prepared.raw)).to(device)
     yt = torch.from_numpy(scaler.transform_target(prepared.target)).to(device)
     tr = torch.from_numpy(sp.train_origins - fc.lookback + 1).to(device)
     xw = F.windows(x, fc.lookback)[tr].contiguous()
-    yw = yt[fc.lookback:].unfold(0, 1, 1)[tr].contiguous()
+    yw = yt[fc.lookback :].unfold(0, 1, 1)[tr].contiguous()
 
     # warm-up both (allocator, kernels, cuDNN autotuning)
     bare_loop(xw[:512], yw[:512], model=mc, epochs=1, batch=args.batch_size, lr=tc.lr, seed=0, device=device)
-    T.fit(prepared, features=fc, model=mc, train=T.TrainConfig(**{**tc.to_dict(), "epochs": 1}),
-          start=len(prepared) - 800)
+    T.fit(
+        prepared,
+        features=fc,
+        model=mc,
+        train=T.TrainConfig(**{**tc.to_dict(), "epochs": 1}),
+        start=len(prepared) - 800,
+    )
 
-    bare_s, bare_n = bare_loop(xw, yw, model=mc, epochs=args.epochs, batch=args.batch_size, lr=tc.lr,
-                               seed=0, device=device)
+    bare_s, bare_n = bare_loop(
+        xw, yw, model=mc, epochs=args.epochs, batch=args.batch_size, lr=tc.lr, seed=0, device=device
+    )
     t0 = time.perf_counter()
     fitted = T.fit(prepared, features=fc, model=mc, train=tc)
     ours_total = time.perf_counter() - t0
@@ -100,18 +129,28 @@ def main() -> None:
     bare = bare_n / bare_s
     ours = ours_n / ours_total
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-    print(f"device {T.describe_device(device)}, torch {torch.__version__}; {args.bars} bars, "
-          f"{len(sp.train_origins)} training windows, look-back 60, hidden 64, 2 layers, "
-          f"batch {args.batch_size}, {args.epochs} epochs")
+    print(
+        f"device {T.describe_device(device)}, torch {torch.__version__}; {args.bars} bars, "
+        f"{len(sp.train_origins)} training windows, look-back 60, hidden 64, 2 layers, "
+        f"batch {args.batch_size}, {args.epochs} epochs"
+    )
     print(f"bare PyTorch loop : {bare:9.0f} windows/s  ({bare_s:.2f}s)")
-    print(f"lstmcast fit      : {ours:9.0f} windows/s  ({ours_total:.2f}s end to end: scaler, upload, "
-          f"validation each epoch, clipping, best-weights copy; training epochs alone {ours_n / ours_train:.0f}/s)")
+    print(
+        f"lstmcast fit      : {ours:9.0f} windows/s  ({ours_total:.2f}s end to end: scaler, upload, "
+        f"validation each epoch, clipping, best-weights copy; "
+        f"training epochs alone {ours_n / ours_train:.0f}/s)"
+    )
     print(f"ratio             : {ours / bare:.2f}  (target >= 0.90)")
     print(f"peak memory       : {peak:.0f} MiB (ru_maxrss)")
     if device.type == "cuda":
-        print(f"peak GPU memory   : {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB; "
-              f"cudnn enabled {torch.backends.cudnn.enabled}, version {torch.backends.cudnn.version()}")
-    print(f"final losses      : train {fitted.history[-1].train_loss:.4f}, val {fitted.history[-1].val_loss:.4f}")
+        print(
+            f"peak GPU memory   : {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB; "
+            f"cudnn enabled {torch.backends.cudnn.enabled}, version {torch.backends.cudnn.version()}"
+        )
+    print(
+        f"final losses      : train {fitted.history[-1].train_loss:.4f}, "
+        f"val {fitted.history[-1].val_loss:.4f}"
+    )
 
 
 if __name__ == "__main__":

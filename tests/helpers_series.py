@@ -13,7 +13,9 @@ def random_walk_frame(n: int = 300, *, seed: int = 1) -> pd.DataFrame:
     low = close * np.exp(-np.abs(rng.normal(0, 0.005, n)))
     volume = rng.uniform(1e3, 2e3, n)
     idx = pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC", name="time")
-    return pd.DataFrame({"open": close, "high": high, "low": low, "close": close, "volume": volume}, index=idx)
+    return pd.DataFrame(
+        {"open": close, "high": high, "low": low, "close": close, "volume": volume}, index=idx
+    )
 
 
 def sine_frame(n: int = 1000, *, period: float = 50.0) -> pd.DataFrame:

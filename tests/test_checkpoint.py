@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-from helpers_series import random_walk_frame
 
+from helpers_series import random_walk_frame
 from lstmcast import checkpoint as C
 from lstmcast import features as F
 from lstmcast import train as T
@@ -23,8 +23,12 @@ def prepared():
 
 @pytest.fixture(scope="module")
 def fitted(prepared):
-    return T.fit(prepared, features=FC, model=ModelConfig(hidden=4, layers=2),
-                 train=T.TrainConfig(epochs=2, threads=1, device="cpu"))
+    return T.fit(
+        prepared,
+        features=FC,
+        model=ModelConfig(hidden=4, layers=2),
+        train=T.TrainConfig(epochs=2, threads=1, device="cpu"),
+    )
 
 
 def save(data_dir, fitted, **kw):
@@ -40,7 +44,9 @@ def test_round_trip_predicts_the_same(tmp_path, fitted, prepared):
     loaded = C.load_run(tmp_path, KEY)  # the current one
     assert loaded.run_id == run.run_id
     origins = np.arange(20, 110)
-    np.testing.assert_array_equal(loaded.predict_close(prepared, origins), fitted.predict_close(prepared, origins))
+    np.testing.assert_array_equal(
+        loaded.predict_close(prepared, origins), fitted.predict_close(prepared, origins)
+    )
     np.testing.assert_array_equal(loaded.fitted.val_pred, fitted.val_pred)
     np.testing.assert_allclose(loaded.residuals, np.log(fitted.val_actual / fitted.val_pred))
     meta = loaded.meta

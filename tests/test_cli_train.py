@@ -18,8 +18,12 @@ def btc(cli, btc_csv):
 def sine(cli, tmp_path):
     t = np.arange(1000)
     csv = tmp_path / "sine.csv"
-    pd.DataFrame({"date": pd.date_range("2020-01-01", periods=1000, freq="D").strftime("%Y-%m-%d"),
-                  "reading": np.sin(2 * np.pi * t / 50)}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "date": pd.date_range("2020-01-01", periods=1000, freq="D").strftime("%Y-%m-%d"),
+            "reading": np.sin(2 * np.pi * t / 50),
+        }
+    ).to_csv(csv, index=False)
     r = cli("import", str(csv), "--symbol", "SINE", "--value-column", "reading")
     assert r.exit_code == 0, r.output
     return "SINE"
@@ -28,12 +32,21 @@ def sine(cli, tmp_path):
 def test_train_prints_metrics_and_saves_current_run(cli, btc):
     r = cli("train", btc, *FAST)
     assert r.exit_code == 0, r.output
-    for text in ("MAE (close)", "RMSE (close)", "MASE", "directional accuracy", "beats naive: ", "current model"):
+    for text in (
+        "MAE (close)",
+        "RMSE (close)",
+        "MASE",
+        "directional accuracy",
+        "beats naive: ",
+        "current model",
+    ):
         assert text in r.stdout
     runs = json.loads(cli("models", "list", "--json").stdout)
     assert len(runs) == 1 and runs[0]["current"] and runs[0]["series"] == "import:BTC-USD"
     shown = json.loads(cli("models", "show", runs[0]["run_id"], "--json").stdout)
-    assert shown["symbol"] == "BTC-USD" and shown["model"]["hidden"] == 4 and shown["features"]["lookback"] == 20
+    assert (
+        shown["symbol"] == "BTC-USD" and shown["model"]["hidden"] == 4 and shown["features"]["lookback"] == 20
+    )
     assert shown["data"]["close_column"] == "close" and len(shown["data"]["sha256"]) == 64
     r = cli("models", "show", runs[0]["run_id"])
     assert r.exit_code == 0 and "beats naive" in r.stdout
@@ -100,7 +113,9 @@ def test_negative_values_need_target_price(cli, sine):
 
 def test_sine_wave_acceptance(cli, sine):
     torch.set_num_threads(1)
-    r = cli("train", sine, "--target", "price", "--lookback", "10", "--hidden", "4", "--threads", "1", "--json")
+    r = cli(
+        "train", sine, "--target", "price", "--lookback", "10", "--hidden", "4", "--threads", "1", "--json"
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["metrics"]["model"]["rmse"] < 0.02
@@ -109,11 +124,17 @@ def test_sine_wave_acceptance(cli, sine):
 
 def test_config_file_and_flags_override(cli, btc, tmp_path):
     cfg = tmp_path / "train.toml"
-    cfg.write_text('[train]\nlookback = 15\nhidden = 4\nlayers = 1\nepochs = 1\nthreads = 1\nbatch-size = 128\n')
+    cfg.write_text(
+        "[train]\nlookback = 15\nhidden = 4\nlayers = 1\nepochs = 1\nthreads = 1\nbatch-size = 128\n"
+    )
     r = cli("train", btc, "--config", str(cfg), "--lookback", "12", "--json")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert rep["features"]["lookback"] == 12 and rep["model"]["hidden"] == 4 and rep["train"]["batch_size"] == 128
+    assert (
+        rep["features"]["lookback"] == 12
+        and rep["model"]["hidden"] == 4
+        and rep["train"]["batch_size"] == 128
+    )
     cfg.write_text("[train]\nhiden = 4\n")
     r = cli("train", btc, "--config", str(cfg))
     assert r.exit_code == 1 and "unknown key 'hiden'" in r.stderr
@@ -142,7 +163,8 @@ def test_interrupted_training_is_saved_but_not_current(store, btc):
     def stop(stats):
         raise KeyboardInterrupt
 
-    second = T.train_series(store, btc, features=fc, model=mc, train=T.TrainConfig(epochs=5, threads=1),
-                            progress=stop)
+    second = T.train_series(
+        store, btc, features=fc, model=mc, train=T.TrainConfig(epochs=5, threads=1), progress=stop
+    )
     assert second.interrupted and not second.promoted and second.run.status == "interrupted"
     assert checkpoint.current_run_id(store.root, second.key) == first.run.run_id

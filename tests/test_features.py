@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from helpers_series import random_walk_frame, sine_frame
 
+from helpers_series import random_walk_frame, sine_frame
 from lstmcast import features as F
 from lstmcast.errors import ConfigError, DataError, ModelError
 

@@ -16,9 +16,14 @@ def test_single_layer_has_no_dropout():
     assert net.lstm.dropout == 0.0
 
 
-@pytest.mark.parametrize(("kwargs", "msg"), [
-    ({"hidden": 0}, "hidden size"), ({"layers": 0}, "layers"), ({"dropout": 1.0}, "dropout"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "msg"),
+    [
+        ({"hidden": 0}, "hidden size"),
+        ({"layers": 0}, "layers"),
+        ({"dropout": 1.0}, "dropout"),
+    ],
+)
 def test_bad_model_config(kwargs, msg):
     with pytest.raises(ConfigError, match=msg):
         ModelConfig(**kwargs)

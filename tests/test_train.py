@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from helpers_series import random_walk_frame, sine_frame
 
+from helpers_series import random_walk_frame, sine_frame
 from lstmcast import features as F
 from lstmcast import train as T
 from lstmcast.errors import ConfigError, ModelError
@@ -38,11 +38,19 @@ def test_fit_shapes_and_val_arrays(prepared):
 
 
 def test_same_seed_same_weights_bit_for_bit(prepared):
-    a, b = (weights(T.fit(prepared, features=FC, model=ModelConfig(hidden=4, layers=2, dropout=0.2), train=TC))
-            for _ in range(2))
+    a, b = (
+        weights(T.fit(prepared, features=FC, model=ModelConfig(hidden=4, layers=2, dropout=0.2), train=TC))
+        for _ in range(2)
+    )
     assert all(torch.equal(a[k], b[k]) for k in a)
-    c = weights(T.fit(prepared, features=FC, model=ModelConfig(hidden=4, layers=2, dropout=0.2),
-                      train=T.TrainConfig(**{**TC.to_dict(), "seed": 4})))
+    c = weights(
+        T.fit(
+            prepared,
+            features=FC,
+            model=ModelConfig(hidden=4, layers=2, dropout=0.2),
+            train=T.TrainConfig(**{**TC.to_dict(), "seed": 4}),
+        )
+    )
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
@@ -60,31 +68,39 @@ def test_fit_leaves_global_torch_state_alone(prepared):
 def test_truncation_deleting_bars_after_t_does_not_change_forecast_at_t(frame, prepared):
     t = 180
     full = T.fit(prepared, features=FC, model=MC, train=TC, end=t + 1)
-    short_prep = F.prepare(frame.iloc[:t + 1], kind="price", features=FC)
+    short_prep = F.prepare(frame.iloc[: t + 1], kind="price", features=FC)
     short = T.fit(short_prep, features=FC, model=MC, train=TC)
     origins = np.array([t - 5, t])
-    np.testing.assert_array_equal(full.predict_close(prepared, origins), short.predict_close(short_prep, origins))
+    np.testing.assert_array_equal(
+        full.predict_close(prepared, origins), short.predict_close(short_prep, origins)
+    )
     # and rewriting the future wildly changes nothing either
     wild = frame.copy()
-    wild.iloc[t + 1:, :4] *= 50.0
+    wild.iloc[t + 1 :, :4] *= 50.0
     wild_prep = F.prepare(wild, kind="price", features=FC)
     again = T.fit(wild_prep, features=FC, model=MC, train=TC, end=t + 1)
-    np.testing.assert_array_equal(again.predict_close(wild_prep, origins), full.predict_close(prepared, origins))
+    np.testing.assert_array_equal(
+        again.predict_close(wild_prep, origins), full.predict_close(prepared, origins)
+    )
     assert max(full.val_origins) + FC.horizon <= t  # no validation target at or after end
 
 
 def test_scaler_is_fitted_on_training_rows_only(frame, prepared):
     f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
-    expected = F.Scaler.fit(prepared.raw[:f.train_end], prepared.target[FC.lookback:f.train_end])
+    expected = F.Scaler.fit(prepared.raw[: f.train_end], prepared.target[FC.lookback : f.train_end])
     np.testing.assert_allclose(f.scaler.mean, expected.mean)
     np.testing.assert_allclose(f.scaler.std, expected.std)
     assert f.scaler.target_std == pytest.approx(expected.target_std)
     # changing the validation part (after train_end) leaves the scaler unchanged
     other = frame.copy()
-    other.iloc[f.train_end:, :4] *= 3.0
-    other.iloc[f.train_end:, 4] *= 100.0
-    g = T.fit(F.prepare(other, kind="price", features=FC), features=FC, model=MC,
-              train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
+    other.iloc[f.train_end :, :4] *= 3.0
+    other.iloc[f.train_end :, 4] *= 100.0
+    g = T.fit(
+        F.prepare(other, kind="price", features=FC),
+        features=FC,
+        model=MC,
+        train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}),
+    )
     assert g.scaler.to_dict() == f.scaler.to_dict()
 
 
@@ -101,8 +117,13 @@ def test_ctrl_c_keeps_best_weights_and_marks_interrupted(prepared):
         if s.epoch == 2:
             raise KeyboardInterrupt
 
-    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 50}),
-              progress=progress)
+    f = T.fit(
+        prepared,
+        features=FC,
+        model=MC,
+        train=T.TrainConfig(**{**TC.to_dict(), "epochs": 50}),
+        progress=progress,
+    )
     assert f.interrupted and len(seen) == 2 and f.best_epoch in (1, 2)
 
 
@@ -110,8 +131,12 @@ def test_sine_wave_price_target_rmse_below_002():
     torch.set_num_threads(1)
     fc = F.FeatureConfig(lookback=10, target="price")
     p = F.prepare(sine_frame(1000), kind="value", features=fc)
-    f = T.fit(p, features=fc, model=ModelConfig(hidden=4, layers=1, dropout=0.0),
-              train=T.TrainConfig(epochs=40, batch_size=32, lr=1e-2, threads=1, device="cpu"))
+    f = T.fit(
+        p,
+        features=fc,
+        model=ModelConfig(hidden=4, layers=1, dropout=0.0),
+        train=T.TrainConfig(epochs=40, batch_size=32, lr=1e-2, threads=1, device="cpu"),
+    )
     assert rmse(f.val_actual, f.val_pred) < 0.02
 
 

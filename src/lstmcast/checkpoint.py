@@ -78,10 +78,19 @@ class RunInfo:
     beats_naive: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "series": self.key.spec, "source": self.key.source,
-                "symbol": self.key.symbol, "interval": self.key.interval, "status": self.status,
-                "current": self.current, "created": self.created, "beats_naive": self.beats_naive,
-                "metrics": self.metrics, "path": str(self.path)}
+        return {
+            "run_id": self.run_id,
+            "series": self.key.spec,
+            "source": self.key.source,
+            "symbol": self.key.symbol,
+            "interval": self.key.interval,
+            "status": self.status,
+            "current": self.current,
+            "created": self.created,
+            "beats_naive": self.beats_naive,
+            "metrics": self.metrics,
+            "path": str(self.path),
+        }
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:
@@ -132,19 +141,28 @@ def save_run(
 
     run_id = run_id or new_run_id()
     kind = data_info.get("kind", "price")
-    tensors = {f"weights.{k}": v.detach().to("cpu").contiguous() for k, v in fitted.module.state_dict().items()}
+    tensors = {
+        f"weights.{k}": v.detach().to("cpu").contiguous() for k, v in fitted.module.state_dict().items()
+    }
     tensors["calibration.residuals"] = torch.from_numpy(np.ascontiguousarray(residuals(fitted, kind=kind)))
-    tensors["calibration.val_origins"] = torch.from_numpy(np.ascontiguousarray(fitted.val_origins, dtype="int64"))
+    tensors["calibration.val_origins"] = torch.from_numpy(
+        np.ascontiguousarray(fitted.val_origins, dtype="int64")
+    )
     tensors["calibration.val_pred"] = torch.from_numpy(np.ascontiguousarray(fitted.val_pred, dtype="float64"))
-    tensors["calibration.val_actual"] = torch.from_numpy(np.ascontiguousarray(fitted.val_actual, dtype="float64"))
+    tensors["calibration.val_actual"] = torch.from_numpy(
+        np.ascontiguousarray(fitted.val_actual, dtype="float64")
+    )
     status = STATUS_INTERRUPTED if fitted.interrupted else STATUS_COMPLETE
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "run_id": run_id,
         "status": status,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "source": key.source, "symbol": key.symbol, "interval": key.interval,
-        "kind": kind, "market": data_info.get("market"),
+        "source": key.source,
+        "symbol": key.symbol,
+        "interval": key.interval,
+        "kind": kind,
+        "market": data_info.get("market"),
         "data": data_info,
         "features": fitted.features.to_dict(),
         "feature_names": list(fitted.feature_names),
@@ -171,7 +189,9 @@ def save_run(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            atomic.write_with(tmp / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "lstmcast"}))
+            atomic.write_with(
+                tmp / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "lstmcast"})
+            )
             meta = _jsonable(meta)
             meta["integrity"] = {"weights_sha256": atomic.sha256_file(tmp / WEIGHTS)}
             meta["integrity"]["meta_sha256"] = _meta_digest(meta)
@@ -188,8 +208,10 @@ def save_run(
 
 
 def _write_current(folder: Path, run_id: str) -> None:
-    atomic.write_json(folder / CURRENT, {"run_id": run_id,
-                                         "set_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+    atomic.write_json(
+        folder / CURRENT,
+        {"run_id": run_id, "set_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    )
 
 
 def current_run_id(data_dir: Path, key: SeriesKey) -> str | None:
@@ -207,7 +229,9 @@ def set_current(data_dir: Path, key: SeriesKey, run_id: str) -> None:
     with model_lock(data_dir, key):
         meta = _read_meta(series_folder(data_dir, key) / run_id, key)
         if meta.get("status") != STATUS_COMPLETE:
-            raise CheckpointError(f"run {run_id} of {key} is {meta.get('status')}; only a complete run can be current")
+            raise CheckpointError(
+                f"run {run_id} of {key} is {meta.get('status')}; only a complete run can be current"
+            )
         _write_current(series_folder(data_dir, key), run_id)
 
 
@@ -225,15 +249,24 @@ def _read_meta(folder: Path, key: SeriesKey | None) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a JSON object")
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(f"run {folder.name} has checkpoint format version {version!r}; "
-                              f"this lstmcast reads version {FORMAT_VERSION} (retrain the model)")
+        raise CheckpointError(
+            f"run {folder.name} has checkpoint format version {version!r}; "
+            f"this lstmcast reads version {FORMAT_VERSION} (retrain the model)"
+        )
     integrity = meta.get("integrity") or {}
     if integrity.get("meta_sha256") != _meta_digest(meta):
-        raise CheckpointError(f"{path} was modified after it was written (checksum mismatch); retrain the model")
+        raise CheckpointError(
+            f"{path} was modified after it was written (checksum mismatch); retrain the model"
+        )
     if key is not None and (meta.get("source"), meta.get("symbol"), meta.get("interval")) != (
-            key.source, key.symbol, key.interval):
-        raise CheckpointError(f"run {folder.name} belongs to {meta.get('source')}:{meta.get('symbol')} "
-                              f"{meta.get('interval')}, not {key}")
+        key.source,
+        key.symbol,
+        key.interval,
+    ):
+        raise CheckpointError(
+            f"run {folder.name} belongs to {meta.get('source')}:{meta.get('symbol')} "
+            f"{meta.get('interval')}, not {key}"
+        )
     return meta
 
 
@@ -254,7 +287,9 @@ class LoadedModel:
         return self.fitted.predict_close(prepared, origins)
 
 
-def load_run(data_dir: Path, key: SeriesKey, run_id: str | None = None, *, device: str = "cpu") -> LoadedModel:
+def load_run(
+    data_dir: Path, key: SeriesKey, run_id: str | None = None, *, device: str = "cpu"
+) -> LoadedModel:
     """Load a run (``None``: the current one), verifying checksums, format, series and shapes."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -265,16 +300,18 @@ def load_run(data_dir: Path, key: SeriesKey, run_id: str | None = None, *, devic
     if run_id is None:
         run_id = current_run_id(data_dir, key)
         if run_id is None:
-            raise DataNotFoundError(f"no current model for {key}; run `lstmcast train {key.spec} "
-                                    f"--interval {key.interval}` first")
+            raise DataNotFoundError(
+                f"no current model for {key}; run `lstmcast train {key.spec} --interval {key.interval}` first"
+            )
     folder = series_folder(data_dir, key) / run_id
     meta = _read_meta(folder, key)
     weights = folder / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"run {run_id} has no {WEIGHTS}: {folder}")
     if atomic.sha256_file(weights) != meta["integrity"].get("weights_sha256"):
-        raise CheckpointError(f"{weights} does not match the checksum in {META} (tampered or truncated); "
-                              "retrain the model")
+        raise CheckpointError(
+            f"{weights} does not match the checksum in {META} (tampered or truncated); retrain the model"
+        )
     try:
         tensors = load_file(str(weights), device="cpu")
         features = FeatureConfig.from_dict(meta["features"])
@@ -290,8 +327,10 @@ def load_run(data_dir: Path, key: SeriesKey, run_id: str | None = None, *, devic
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
-        raise CheckpointError(f"weights of run {run_id} do not fit its model config "
-                              f"({first[1].strip() if len(first) > 1 else first[0]})") from e
+        raise CheckpointError(
+            f"weights of run {run_id} do not fit its model config "
+            f"({first[1].strip() if len(first) > 1 else first[0]})"
+        ) from e
     net.to(resolve_device(device)).eval()
 
     def arr(name: str, dtype: str) -> np.ndarray:
@@ -300,24 +339,48 @@ def load_run(data_dir: Path, key: SeriesKey, run_id: str | None = None, *, devic
 
     rows = meta.get("rows", {})
     fitted = Fitted(
-        features=features, model_config=model_config, train_config=train_config, scaler=scaler, module=net,
-        history=[], best_epoch=int(meta.get("best_epoch", 0)), interrupted=meta.get("status") != STATUS_COMPLETE,
-        start=int(rows.get("start", 0)), end=int(rows.get("end", 0)),
+        features=features,
+        model_config=model_config,
+        train_config=train_config,
+        scaler=scaler,
+        module=net,
+        history=[],
+        best_epoch=int(meta.get("best_epoch", 0)),
+        interrupted=meta.get("status") != STATUS_COMPLETE,
+        start=int(rows.get("start", 0)),
+        end=int(rows.get("end", 0)),
         val_origins=arr("calibration.val_origins", "int64").reshape(-1),
-        val_pred=arr("calibration.val_pred", "float64"), val_actual=arr("calibration.val_actual", "float64"),
-        train_end=int(rows.get("train_end", 0)), feature_names=names, device=str(next(net.parameters()).device),
+        val_pred=arr("calibration.val_pred", "float64"),
+        val_actual=arr("calibration.val_actual", "float64"),
+        train_end=int(rows.get("train_end", 0)),
+        feature_names=names,
+        device=str(next(net.parameters()).device),
         seconds=float(meta.get("training_seconds") or 0.0),
     )
-    return LoadedModel(run_id=run_id, key=key, path=folder, meta=meta, fitted=fitted,
-                       residuals=arr("calibration.residuals", "float64"))
+    return LoadedModel(
+        run_id=run_id,
+        key=key,
+        path=folder,
+        meta=meta,
+        fitted=fitted,
+        residuals=arr("calibration.residuals", "float64"),
+    )
 
 
 def _info(key: SeriesKey, folder: Path, meta: dict[str, Any] | None, *, current: bool) -> RunInfo:
     if meta is None:
         return RunInfo(run_id=folder.name, key=key, path=folder, status="damaged", current=current)
     m = meta.get("metrics") or {}
-    return RunInfo(run_id=folder.name, key=key, path=folder, status=str(meta.get("status")), current=current,
-                   created=meta.get("created"), metrics=m, beats_naive=meta.get("beats_naive"))
+    return RunInfo(
+        run_id=folder.name,
+        key=key,
+        path=folder,
+        status=str(meta.get("status")),
+        current=current,
+        created=meta.get("created"),
+        metrics=m,
+        beats_naive=meta.get("beats_naive"),
+    )
 
 
 def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
@@ -376,7 +439,7 @@ def prune_runs(data_dir: Path, key: SeriesKey, keep: int) -> list[str]:
     with model_lock(data_dir, key):
         cur = current_run_id(data_dir, key)
         runs = [r.run_id for r in list_runs(data_dir, key) if r.run_id != cur]
-        doomed = runs[:max(0, len(runs) - keep)]
+        doomed = runs[: max(0, len(runs) - keep)]
         folder = series_folder(data_dir, key)
         for run_id in doomed:
             trash = folder / f".{run_id}.trash"

@@ -54,13 +54,21 @@ class FeatureConfig:
             raise ConfigError("at least one feature is needed")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lookback": self.lookback, "horizon": self.horizon, "target": self.target,
-                "features": list(self.features)}
+        return {
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "target": self.target,
+            "features": list(self.features),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureConfig:
-        return cls(lookback=int(d["lookback"]), horizon=int(d["horizon"]), target=str(d["target"]),
-                   features=tuple(d["features"]))
+        return cls(
+            lookback=int(d["lookback"]),
+            horizon=int(d["horizon"]),
+            target=str(d["target"]),
+            features=tuple(d["features"]),
+        )
 
 
 def feature_names(features: FeatureConfig, *, kind: str) -> tuple[str, ...]:
@@ -112,8 +120,9 @@ def prepare(frame: pd.DataFrame, *, kind: str, features: FeatureConfig) -> Prepa
     close = frame["close"].to_numpy(dtype="float64")
     bad = ~np.isfinite(close)
     if bad.any():
-        raise DataError(f"NaN or infinite close at {_first_bad_time(frame.index, bad)}; "
-                        "repair or re-import the series")
+        raise DataError(
+            f"NaN or infinite close at {_first_bad_time(frame.index, bad)}; repair or re-import the series"
+        )
     names = feature_names(features, kind=kind)
     needs_positive = features.target == "return" or any(FEATURES[n][0] for n in names)
     if needs_positive and (close <= 0).any():
@@ -141,8 +150,10 @@ def prepare(frame: pd.DataFrame, *, kind: str, features: FeatureConfig) -> Prepa
         col[0] = 0.0 if name != "level" and name != "log_range" else col[0]  # no bar before the first
         bad = ~np.isfinite(col)
         if bad.any():
-            raise DataError(f"feature {name} is NaN or infinite at {_first_bad_time(frame.index, bad)}: "
-                            "the stored bars have missing or invalid high/low/volume there")
+            raise DataError(
+                f"feature {name} is NaN or infinite at {_first_bad_time(frame.index, bad)}: "
+                "the stored bars have missing or invalid high/low/volume there"
+            )
         cols.append(col)
     if features.target == "return":
         target = np.diff(np.log(close), prepend=np.nan)
@@ -169,7 +180,9 @@ class Scaler:
         std = raw.astype("float64").std(axis=0)
         std = np.where(std > 1e-12, std, 1.0)  # a constant feature stays constant, not NaN
         tstd = float(np.std(target))
-        return cls(mean=mean, std=std, target_mean=float(np.mean(target)), target_std=tstd if tstd > 1e-12 else 1.0)
+        return cls(
+            mean=mean, std=std, target_mean=float(np.mean(target)), target_std=tstd if tstd > 1e-12 else 1.0
+        )
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
         return ((raw - self.mean) / self.std).astype("float32")
@@ -181,13 +194,21 @@ class Scaler:
         return np.asarray(y, dtype="float64") * self.target_std + self.target_mean
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": [float(x) for x in self.mean], "std": [float(x) for x in self.std],
-                "target_mean": self.target_mean, "target_std": self.target_std}
+        return {
+            "mean": [float(x) for x in self.mean],
+            "std": [float(x) for x in self.std],
+            "target_mean": self.target_mean,
+            "target_std": self.target_std,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Scaler:
-        return cls(mean=np.asarray(d["mean"], dtype="float64"), std=np.asarray(d["std"], dtype="float64"),
-                   target_mean=float(d["target_mean"]), target_std=float(d["target_std"]))
+        return cls(
+            mean=np.asarray(d["mean"], dtype="float64"),
+            std=np.asarray(d["std"], dtype="float64"),
+            target_mean=float(d["target_mean"]),
+            target_std=float(d["target_std"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -227,8 +248,10 @@ def bars_needed(features: FeatureConfig, *, val_fraction: float) -> int:
         n += 1
 
 
-def split(n_rows: int, *, features: FeatureConfig, val_fraction: float, start: int = 0, end: int | None = None) -> Split:
-    """Origins of the training and validation windows inside ``[start, end)``, chronological, never shuffled."""
+def split(
+    n_rows: int, *, features: FeatureConfig, val_fraction: float, start: int = 0, end: int | None = None
+) -> Split:
+    """Origins of the training and validation windows in ``[start, end)``: chronological, never shuffled."""
     end = n_rows if end is None else end
     if not 0 <= start < end <= n_rows:
         raise ModelError(f"rows [{start}, {end}) are not inside the series (0..{n_rows})")
@@ -248,7 +271,7 @@ def split(n_rows: int, *, features: FeatureConfig, val_fraction: float, start: i
         )
     origins = np.arange(first, last + 1)
     train = origins[:n_train]
-    val = origins[n - n_val:] if n_val else origins[:0]
+    val = origins[n - n_val :] if n_val else origins[:0]
     return Split(start=start, end=end, train_origins=train, val_origins=val, horizon=h)
 
 

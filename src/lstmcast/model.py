@@ -43,8 +43,11 @@ class LSTMForecaster(nn.Module):
         self.horizon = horizon
         # nn.LSTM applies dropout between stacked layers only; with one layer it would only warn
         self.lstm = nn.LSTM(
-            input_size=n_features, hidden_size=config.hidden, num_layers=config.layers,
-            dropout=config.dropout if config.layers > 1 else 0.0, batch_first=True,
+            input_size=n_features,
+            hidden_size=config.hidden,
+            num_layers=config.layers,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            batch_first=True,
         )
         self.head = nn.Linear(config.hidden, horizon)
 

@@ -103,11 +103,15 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         why = "this PyTorch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ModelError(f"--device cuda requested but CUDA is not available ({why}, torch {torch.__version__}); "
-                         "use --device cpu or --device auto")
+        raise ModelError(
+            f"--device cuda requested but CUDA is not available ({why}, torch {torch.__version__}); "
+            "use --device cpu or --device auto"
+        )
     if name == "mps" and not has_mps:
-        raise ModelError("--device mps requested but Apple MPS is not available on this machine; "
-                         "use --device cpu or --device auto")
+        raise ModelError(
+            "--device mps requested but Apple MPS is not available on this machine; "
+            "use --device cpu or --device auto"
+        )
     return torch.device(name)
 
 
@@ -189,11 +193,15 @@ class Fitted:
         if origins.size == 0:
             return np.empty((0, h))
         if self.feature_names and tuple(prepared.names) != tuple(self.feature_names):
-            raise ModelError(f"the series was prepared with features {list(prepared.names)}, "
-                             f"the model needs {list(self.feature_names)}")
+            raise ModelError(
+                f"the series was prepared with features {list(prepared.names)}, "
+                f"the model needs {list(self.feature_names)}"
+            )
         if origins.min() < lb - 1 or origins.max() >= len(prepared):
-            raise ModelError(f"forecast origins must lie in [{lb - 1}, {len(prepared) - 1}] "
-                             f"(look-back {lb}); got {origins.min()}..{origins.max()}")
+            raise ModelError(
+                f"forecast origins must lie in [{lb - 1}, {len(prepared) - 1}] "
+                f"(look-back {lb}); got {origins.min()}..{origins.max()}"
+            )
         lo, hi = int(origins.min()) - lb + 1, int(origins.max()) + 1
         device = next(self.module.parameters()).device
         x = torch.from_numpy(self.scaler.transform(prepared.raw[lo:hi])).to(device)
@@ -212,7 +220,7 @@ def _predict(module: nn.Module, windows: torch.Tensor, idx: torch.Tensor) -> np.
     outs = []
     with torch.inference_mode():
         for b in range(0, len(idx), EVAL_BATCH):
-            outs.append(module(windows[idx[b:b + EVAL_BATCH]].contiguous()).float().cpu())
+            outs.append(module(windows[idx[b : b + EVAL_BATCH]].contiguous()).float().cpu())
     return torch.cat(outs).numpy().astype("float64")
 
 
@@ -248,7 +256,9 @@ def fit(
     end = len(prepared) if end is None else end
     sp = F.split(len(prepared), features=features, val_fraction=train.val_fraction, start=start, end=end)
     lb, h = features.lookback, features.horizon
-    scaler = Scaler.fit(prepared.raw[start:sp.train_end], prepared.target[sp.train_origins[0] + 1:sp.train_end])
+    scaler = Scaler.fit(
+        prepared.raw[start : sp.train_end], prepared.target[sp.train_origins[0] + 1 : sp.train_end]
+    )
     device = resolve_device(train.device)
     t0 = time.perf_counter()
     history: list[EpochStats] = []
@@ -263,9 +273,13 @@ def fit(
         va = torch.from_numpy(sp.val_origins - start - lb + 1).to(device)
         net = LSTMForecaster(n_features=x.shape[1], horizon=h, config=model).to(device)
         opt = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, train.patience // 3))
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=max(1, train.patience // 3)
+        )
         gen = torch.Generator().manual_seed(train.seed)
-        autocast = torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=train.bf16 and device.type == "cuda")
+        autocast = torch.autocast(
+            device_type="cuda", dtype=torch.bfloat16, enabled=train.bf16 and device.type == "cuda"
+        )
         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         best_loss, best_epoch, stale = math.inf, 0, 0
         try:
@@ -275,7 +289,7 @@ def fit(
                 perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
                 total = torch.zeros((), device=device)
                 for b in range(0, len(perm), train.batch_size):
-                    idx = perm[b:b + train.batch_size]
+                    idx = perm[b : b + train.batch_size]
                     xb, yb = xw[idx].contiguous(), yw[idx]
                     with autocast:
                         loss = torch.nn.functional.mse_loss(net(xb).float(), yb)
@@ -295,9 +309,16 @@ def fit(
                 else:
                     stale += 1
                 sched.step(watched)
-                stats = EpochStats(epoch=epoch, epochs=train.epochs, train_loss=train_loss, val_loss=val_loss,
-                                   lr=opt.param_groups[0]["lr"], seconds=time.perf_counter() - e0,
-                                   windows=len(perm), best=improved)
+                stats = EpochStats(
+                    epoch=epoch,
+                    epochs=train.epochs,
+                    train_loss=train_loss,
+                    val_loss=val_loss,
+                    lr=opt.param_groups[0]["lr"],
+                    seconds=time.perf_counter() - e0,
+                    windows=len(perm),
+                    best=improved,
+                )
                 history.append(stats)
                 if progress is not None:
                     progress(stats)
@@ -310,10 +331,22 @@ def fit(
         net.load_state_dict(best_state)
         net.eval()
     fitted = Fitted(
-        features=features, model_config=model, train_config=train, scaler=scaler, module=net,
-        history=history, best_epoch=best_epoch, interrupted=interrupted, start=start, end=end,
-        val_origins=sp.val_origins, val_pred=np.empty((0, h)), val_actual=np.empty((0, h)),
-        train_end=sp.train_end, feature_names=tuple(prepared.names), device=str(device),
+        features=features,
+        model_config=model,
+        train_config=train,
+        scaler=scaler,
+        module=net,
+        history=history,
+        best_epoch=best_epoch,
+        interrupted=interrupted,
+        start=start,
+        end=end,
+        val_origins=sp.val_origins,
+        val_pred=np.empty((0, h)),
+        val_actual=np.empty((0, h)),
+        train_end=sp.train_end,
+        feature_names=tuple(prepared.names),
+        device=str(device),
         seconds=time.perf_counter() - t0,
     )
     fitted.val_pred = fitted.predict_close(prepared, sp.val_origins)
@@ -328,7 +361,7 @@ def _val_loss(net: nn.Module, xw: torch.Tensor, yw: torch.Tensor, idx: torch.Ten
     total = torch.zeros((), device=idx.device)
     with torch.no_grad(), autocast:
         for b in range(0, len(idx), EVAL_BATCH):
-            i = idx[b:b + EVAL_BATCH]
+            i = idx[b : b + EVAL_BATCH]
             total += torch.nn.functional.mse_loss(net(xw[i].contiguous()).float(), yw[i], reduction="sum")
     return float(total) / (len(idx) * yw.shape[1])
 
@@ -396,7 +429,8 @@ def _check_options(options: Mapping[str, Any], *, where: str) -> dict[str, Any]:
             raise ConfigError(f"unknown key {raw_key!r} in {where}; known: {', '.join(OPTIONS)}")
         want = OPTIONS[key][1]
         ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))) or (
-            want is float and isinstance(value, int) and not isinstance(value, bool))
+            want is float and isinstance(value, int) and not isinstance(value, bool)
+        )
         if not ok:
             raise ConfigError(f"{raw_key} in {where} must be {want.__name__}, not {value!r}")
         out[key] = value
@@ -438,12 +472,23 @@ class TrainReport:
     def to_dict(self) -> dict[str, Any]:
         f = self.fitted
         return {
-            "series": self.key.spec, "interval": self.key.interval, "run_id": self.run.run_id,
-            "path": str(self.run.path), "promoted": self.promoted, "interrupted": f.interrupted,
-            "device": self.device, "seconds": round(f.seconds, 3), "best_epoch": f.best_epoch,
-            "epochs_run": len(f.history), "validation_origins": len(f.val_origins),
-            "metrics": self.metrics, "beats_naive": self.beats_naive, "data": self.data_info,
-            "features": f.features.to_dict(), "model": f.model_config.to_dict(), "train": f.train_config.to_dict(),
+            "series": self.key.spec,
+            "interval": self.key.interval,
+            "run_id": self.run.run_id,
+            "path": str(self.run.path),
+            "promoted": self.promoted,
+            "interrupted": f.interrupted,
+            "device": self.device,
+            "seconds": round(f.seconds, 3),
+            "best_epoch": f.best_epoch,
+            "epochs_run": len(f.history),
+            "validation_origins": len(f.val_origins),
+            "metrics": self.metrics,
+            "beats_naive": self.beats_naive,
+            "data": self.data_info,
+            "features": f.features.to_dict(),
+            "model": f.model_config.to_dict(),
+            "train": f.train_config.to_dict(),
             "history": [s.to_dict() for s in f.history],
         }
 
@@ -459,7 +504,7 @@ def validation_metrics(fitted: Fitted, prepared: Prepared) -> dict[str, dict[str
         return {}
     last = prepared.close[fitted.val_origins]
     naive = np.repeat(last[:, None], fitted.features.horizon, axis=1)
-    scale = naive_scale(prepared.close[fitted.start:fitted.train_end])
+    scale = naive_scale(prepared.close[fitted.start : fitted.train_end])
     return {
         "model": point_metrics(fitted.val_actual, fitted.val_pred, last=last, scale=scale).to_dict(),
         "naive": point_metrics(fitted.val_actual, naive, last=last, scale=scale).to_dict(),
@@ -498,15 +543,31 @@ def train_series(
     metrics = validation_metrics(fitted, prepared)
     beats = bool(metrics) and metrics["model"]["mae"] < metrics["naive"]["mae"]
     data_info = {
-        "kind": kind, "market": manifest.get("market"), "rows": len(frame),
-        "first": frame.index[0].isoformat(), "last": frame.index[-1].isoformat(),
+        "kind": kind,
+        "market": manifest.get("market"),
+        "rows": len(frame),
+        "first": frame.index[0].isoformat(),
+        "last": frame.index[-1].isoformat(),
         "train_end": frame.index[fitted.train_end - 1].isoformat(),
-        "val_first_origin": frame.index[fitted.val_origins[0]].isoformat() if len(fitted.val_origins) else None,
-        "val_last_origin": frame.index[fitted.val_origins[-1]].isoformat() if len(fitted.val_origins) else None,
-        "sha256": manifest.get("sha256"), "file": manifest.get("file"),
+        "val_first_origin": frame.index[fitted.val_origins[0]].isoformat()
+        if len(fitted.val_origins)
+        else None,
+        "val_last_origin": frame.index[fitted.val_origins[-1]].isoformat()
+        if len(fitted.val_origins)
+        else None,
+        "sha256": manifest.get("sha256"),
+        "file": manifest.get("file"),
         "close_column": "close",
     }
     promote = promote and not fitted.interrupted
     run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info, promote=promote)
-    return TrainReport(key=key, fitted=fitted, metrics=metrics, beats_naive=beats, run=run, promoted=promote,
-                       data_info=data_info, device=fitted.device)
+    return TrainReport(
+        key=key,
+        fitted=fitted,
+        metrics=metrics,
+        beats_naive=beats,
+        run=run,
+        promoted=promote,
+        data_info=data_info,
+        device=fitted.device,
+    )

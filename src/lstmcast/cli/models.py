@@ -31,14 +31,17 @@ def list_cmd(
     from rich.table import Table
 
     t = Table(title=f"models in {data_dir / 'models'}")
-    for col in ("run", "series", "status", "MASE", "naive", "skill"):
-        t.add_column(col, justify="right" if col in ("MASE", "naive") else "left", no_wrap=True)
+    for col in ("run", "series", "status", "MASE", "naive MASE", "beats naive"):
+        t.add_column(col, justify="right" if "MASE" in col else "left", no_wrap=col == "run")
     for r in runs:
         m = r.metrics or {}
         t.add_row(
-            r.run_id + (" *" if r.current else ""), f"{r.key.spec} {r.key.interval}", r.status,
-            common.fmt_num((m.get("model") or {}).get("mase")), common.fmt_num((m.get("naive") or {}).get("mase")),
-            "-" if r.beats_naive is None else ("beats naive" if r.beats_naive else "no skill"),
+            r.run_id + (" *" if r.current else ""),
+            f"{r.key.spec} {r.key.interval}",
+            r.status,
+            common.fmt_num((m.get("model") or {}).get("mase")),
+            common.fmt_num((m.get("naive") or {}).get("mase")),
+            "-" if r.beats_naive is None else ("yes" if r.beats_naive else "no"),
         )
     con.print(t)
     con.print("* current model; MASE below the naive forecast's means skill")
@@ -61,23 +64,32 @@ def show_cmd(
         return
     con = common.out()
     d = meta["data"]
-    con.print(f"[bold]run {info.run_id}[/] {info.key.spec} {info.key.interval} ({meta['status']}"
-              f"{', current' if info.current else ''})")
+    con.print(
+        f"[bold]run {info.run_id}[/] {info.key.spec} {info.key.interval} ({meta['status']}"
+        f"{', current' if info.current else ''})"
+    )
     con.print(f"  path      {info.path}")
-    con.print(f"  data      {d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} "
-              f"({d['kind']}), training part to {common.fmt_time(d['train_end'])}, sha256 {str(d['sha256'])[:12]}...")
+    con.print(
+        f"  data      {d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} "
+        f"({d['kind']}), training part to {common.fmt_time(d['train_end'])}, "
+        f"sha256 {str(d['sha256'])[:12]}..."
+    )
     con.print(f"  features  {meta['features']}  inputs {meta['feature_names']}")
     con.print(f"  model     {meta['model']}")
     tr = meta["train"]
-    con.print(f"  training  best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
-              f"on {meta['device']}, seed {tr['seed']}, lr {tr['lr']}, batch {tr['batch_size']}")
+    con.print(
+        f"  training  best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
+        f"on {meta['device']}, seed {tr['seed']}, lr {tr['lr']}, batch {tr['batch_size']}"
+    )
     con.print(f"  versions  lstmcast {meta['versions']['lstmcast']}, torch {meta['versions']['torch']}")
     m = meta.get("metrics") or {}
     if m:
         for who in ("model", "naive"):
             x = m[who]
-            con.print(f"  {who:<9} MAE {common.fmt_num(x['mae'])}  RMSE {common.fmt_num(x['rmse'])}  "
-                      f"MASE {common.fmt_num(x['mase'])}  direction {100 * (x['hit_rate'] or 0):.1f}%")
+            con.print(
+                f"  {who:<9} MAE {common.fmt_num(x['mae'])}  RMSE {common.fmt_num(x['rmse'])}  "
+                f"MASE {common.fmt_num(x['mase'])}  direction {100 * (x['hit_rate'] or 0):.1f}%"
+            )
         con.print(f"  beats naive: {'yes' if meta.get('beats_naive') else 'no'}")
 
 
