@@ -12,3 +12,7 @@ for t in AAPL AMZN GOOG NVDA; do
 done
 run data list
 run data show BTC-USD --tail 3
+
+# Train a small LSTM on the real BTC-USD sample (2 cores: well under a minute) and compare it with naive.
+run train BTC-USD --epochs 15 --hidden 32 --lookback 30 --seed 0
+run models list BTC-USD

@@ -77,10 +77,12 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import data, fetch, forecasts, run, schedule
+    from lstmcast.cli import data, fetch, forecasts, models, run, schedule, train
 
     data.register(app)
     fetch.register(app)
+    train.register(app)
+    models.register(app)
     run.register(app)
     schedule.register(app)
     forecasts.register(app)

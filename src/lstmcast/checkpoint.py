@@ -1,0 +1,448 @@
+"""Checkpoints (safetensors weights + JSON metadata) and the registry of runs.
+
+Layout under the data directory::
+
+    models/{source}/{symbol, percent-encoded}/{interval}/{run_id}/model.safetensors
+    models/{source}/{symbol, percent-encoded}/{interval}/{run_id}/meta.json
+    models/{source}/{symbol, percent-encoded}/{interval}/current      JSON pointer {"run_id": ...}
+    models/{source}/{symbol, percent-encoded}/{interval}/.lock        the per-series model lock
+
+A run folder is written under a hidden temporary name and renamed into place only when complete;
+the ``current`` pointer moves (atomically) after that, and never to an interrupted run. Nothing is
+pickled: tensors go through safetensors, everything else through JSON. ``meta.json`` records the
+sha256 of the weights file and of its own content, so tampering or truncation is detected on load.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import numpy as np
+
+from lstmcast import __version__, atomic
+from lstmcast.data.store import _SYMBOL_SAFE, SeriesKey, _Lock
+from lstmcast.errors import CheckpointError, DataNotFoundError
+from lstmcast.features import FeatureConfig, Prepared, Scaler
+from lstmcast.model import ModelConfig
+
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "meta.json"
+CURRENT = "current"
+STATUS_COMPLETE = "complete"
+STATUS_INTERRUPTED = "interrupted"
+LOCK_TIMEOUT_S = 120.0
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """Sortable by time: ``20261121T101500Z-ab12cd``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+def series_folder(data_dir: Path, key: SeriesKey) -> Path:
+    root = (Path(data_dir) / "models").resolve()
+    folder = (root / key.source / quote(key.symbol, safe=_SYMBOL_SAFE) / key.interval).resolve()
+    if not folder.is_relative_to(root):
+        raise CheckpointError(f"symbol {key.symbol!r} would escape the models directory")
+    return folder
+
+
+def model_lock(data_dir: Path, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S) -> _Lock:
+    """The per-series model lock, held while saving, promoting or pruning runs."""
+    from filelock import FileLock
+
+    folder = series_folder(data_dir, key)
+    folder.mkdir(parents=True, exist_ok=True)
+    return _Lock(FileLock(str(folder / ".lock"), timeout=timeout), what=f"models of {key}")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    key: SeriesKey
+    path: Path
+    status: str  # complete | interrupted | damaged
+    current: bool
+    created: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    beats_naive: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "series": self.key.spec,
+            "source": self.key.source,
+            "symbol": self.key.symbol,
+            "interval": self.key.interval,
+            "status": self.status,
+            "current": self.current,
+            "created": self.created,
+            "beats_naive": self.beats_naive,
+            "metrics": self.metrics,
+            "path": str(self.path),
+        }
+
+
+def _meta_digest(meta: dict[str, Any]) -> str:
+    body = {k: v for k, v in meta.items() if k != "integrity"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _jsonable(obj.item())
+    return obj
+
+
+def residuals(fitted: Any, *, kind: str) -> np.ndarray:
+    """Held-out residuals per horizon step: log(actual/pred) for prices, actual - pred for value series."""
+    if kind == "price":
+        with np.errstate(all="ignore"):
+            return np.log(fitted.val_actual / fitted.val_pred)
+    return fitted.val_actual - fitted.val_pred
+
+
+def save_run(
+    data_dir: Path,
+    key: SeriesKey,
+    fitted: Any,
+    *,
+    metrics: dict[str, Any],
+    data_info: dict[str, Any],
+    promote: bool = False,
+    run_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> RunInfo:
+    """Write a run folder (complete before it appears), then, if ``promote``, move ``current`` to it.
+
+    ``fitted`` is a ``train.Fitted``. An interrupted fit is saved but never promoted.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from lstmcast.train import describe_device
+
+    run_id = run_id or new_run_id()
+    kind = data_info.get("kind", "price")
+    tensors = {
+        f"weights.{k}": v.detach().to("cpu").contiguous() for k, v in fitted.module.state_dict().items()
+    }
+    tensors["calibration.residuals"] = torch.from_numpy(np.ascontiguousarray(residuals(fitted, kind=kind)))
+    tensors["calibration.val_origins"] = torch.from_numpy(
+        np.ascontiguousarray(fitted.val_origins, dtype="int64")
+    )
+    tensors["calibration.val_pred"] = torch.from_numpy(np.ascontiguousarray(fitted.val_pred, dtype="float64"))
+    tensors["calibration.val_actual"] = torch.from_numpy(
+        np.ascontiguousarray(fitted.val_actual, dtype="float64")
+    )
+    status = STATUS_INTERRUPTED if fitted.interrupted else STATUS_COMPLETE
+    meta: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "run_id": run_id,
+        "status": status,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": key.source,
+        "symbol": key.symbol,
+        "interval": key.interval,
+        "kind": kind,
+        "market": data_info.get("market"),
+        "data": data_info,
+        "features": fitted.features.to_dict(),
+        "feature_names": list(fitted.feature_names),
+        "model": fitted.model_config.to_dict(),
+        "train": fitted.train_config.to_dict(),
+        "scaler": fitted.scaler.to_dict(),
+        "rows": {"start": fitted.start, "end": fitted.end, "train_end": fitted.train_end},
+        "metrics": metrics,
+        "beats_naive": bool(metrics) and metrics["model"]["mae"] < metrics["naive"]["mae"],
+        "best_epoch": fitted.best_epoch,
+        "history": [s.to_dict() for s in fitted.history],
+        "versions": {"lstmcast": __version__, "torch": torch.__version__},
+        "device": describe_device(torch.device(fitted.device)) if fitted.device != "cpu" else "cpu",
+        "seed": fitted.train_config.seed,
+        "training_seconds": round(fitted.seconds, 3),
+        **({"extra": extra} if extra else {}),
+    }
+    folder = series_folder(data_dir, key)
+    with model_lock(data_dir, key):
+        final = folder / run_id
+        if final.exists():
+            raise CheckpointError(f"run {run_id} already exists in {folder}")
+        tmp = folder / f".{run_id}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            atomic.write_with(
+                tmp / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "lstmcast"})
+            )
+            meta = _jsonable(meta)
+            meta["integrity"] = {"weights_sha256": atomic.sha256_file(tmp / WEIGHTS)}
+            meta["integrity"]["meta_sha256"] = _meta_digest(meta)
+            atomic.write_json(tmp / META, meta)
+            os.replace(tmp, final)
+            atomic._fsync_dir(folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        promoted = promote and status == STATUS_COMPLETE
+        if promoted:
+            _write_current(folder, run_id)
+    return _info(key, final, meta, current=promoted or current_run_id(data_dir, key) == run_id)
+
+
+def _write_current(folder: Path, run_id: str) -> None:
+    atomic.write_json(
+        folder / CURRENT,
+        {"run_id": run_id, "set_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    )
+
+
+def current_run_id(data_dir: Path, key: SeriesKey) -> str | None:
+    path = series_folder(data_dir, key) / CURRENT
+    try:
+        return str(json.loads(path.read_text())["run_id"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"the current-model pointer {path} is damaged: {e}") from e
+
+
+def set_current(data_dir: Path, key: SeriesKey, run_id: str) -> None:
+    """Make ``run_id`` the current model of ``key``; only a complete, loadable run qualifies."""
+    with model_lock(data_dir, key):
+        meta = _read_meta(series_folder(data_dir, key) / run_id, key)
+        if meta.get("status") != STATUS_COMPLETE:
+            raise CheckpointError(
+                f"run {run_id} of {key} is {meta.get('status')}; only a complete run can be current"
+            )
+        _write_current(series_folder(data_dir, key), run_id)
+
+
+def _read_meta(folder: Path, key: SeriesKey | None) -> dict[str, Any]:
+    path = folder / META
+    if not folder.is_dir():
+        raise DataNotFoundError(f"no run {folder.name} for {key}" if key else f"no run at {folder}")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise CheckpointError(f"run {folder.name} has no {META} (incomplete or damaged): {folder}") from e
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path} is not a JSON object")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"run {folder.name} has checkpoint format version {version!r}; "
+            f"this lstmcast reads version {FORMAT_VERSION} (retrain the model)"
+        )
+    integrity = meta.get("integrity") or {}
+    if integrity.get("meta_sha256") != _meta_digest(meta):
+        raise CheckpointError(
+            f"{path} was modified after it was written (checksum mismatch); retrain the model"
+        )
+    if key is not None and (meta.get("source"), meta.get("symbol"), meta.get("interval")) != (
+        key.source,
+        key.symbol,
+        key.interval,
+    ):
+        raise CheckpointError(
+            f"run {folder.name} belongs to {meta.get('source')}:{meta.get('symbol')} "
+            f"{meta.get('interval')}, not {key}"
+        )
+    return meta
+
+
+@dataclass
+class LoadedModel:
+    run_id: str
+    key: SeriesKey
+    path: Path
+    meta: dict[str, Any]
+    fitted: Any  # a train.Fitted (history empty; see meta["history"])
+    residuals: np.ndarray  # [n, horizon] held-out calibration residuals
+
+    @property
+    def features(self) -> FeatureConfig:
+        return self.fitted.features
+
+    def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
+        return self.fitted.predict_close(prepared, origins)
+
+
+def load_run(
+    data_dir: Path, key: SeriesKey, run_id: str | None = None, *, device: str = "cpu"
+) -> LoadedModel:
+    """Load a run (``None``: the current one), verifying checksums, format, series and shapes."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lstmcast.model import LSTMForecaster
+    from lstmcast.train import Fitted, TrainConfig, resolve_device
+
+    if run_id is None:
+        run_id = current_run_id(data_dir, key)
+        if run_id is None:
+            raise DataNotFoundError(
+                f"no current model for {key}; run `lstmcast train {key.spec} --interval {key.interval}` first"
+            )
+    folder = series_folder(data_dir, key) / run_id
+    meta = _read_meta(folder, key)
+    weights = folder / WEIGHTS
+    if not weights.exists():
+        raise CheckpointError(f"run {run_id} has no {WEIGHTS}: {folder}")
+    if atomic.sha256_file(weights) != meta["integrity"].get("weights_sha256"):
+        raise CheckpointError(
+            f"{weights} does not match the checksum in {META} (tampered or truncated); retrain the model"
+        )
+    try:
+        tensors = load_file(str(weights), device="cpu")
+        features = FeatureConfig.from_dict(meta["features"])
+        model_config = ModelConfig.from_dict(meta["model"])
+        train_config = TrainConfig.from_dict(meta["train"])
+        scaler = Scaler.from_dict(meta["scaler"])
+        names = tuple(meta["feature_names"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"cannot load run {run_id} of {key}: {e}") from e
+    state = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
+    net = LSTMForecaster(n_features=len(names), horizon=features.horizon, config=model_config)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        raise CheckpointError(
+            f"weights of run {run_id} do not fit its model config "
+            f"({first[1].strip() if len(first) > 1 else first[0]})"
+        ) from e
+    net.to(resolve_device(device)).eval()
+
+    def arr(name: str, dtype: str) -> np.ndarray:
+        t = tensors.get(name)
+        return t.numpy().astype(dtype) if t is not None else np.empty((0, features.horizon), dtype=dtype)
+
+    rows = meta.get("rows", {})
+    fitted = Fitted(
+        features=features,
+        model_config=model_config,
+        train_config=train_config,
+        scaler=scaler,
+        module=net,
+        history=[],
+        best_epoch=int(meta.get("best_epoch", 0)),
+        interrupted=meta.get("status") != STATUS_COMPLETE,
+        start=int(rows.get("start", 0)),
+        end=int(rows.get("end", 0)),
+        val_origins=arr("calibration.val_origins", "int64").reshape(-1),
+        val_pred=arr("calibration.val_pred", "float64"),
+        val_actual=arr("calibration.val_actual", "float64"),
+        train_end=int(rows.get("train_end", 0)),
+        feature_names=names,
+        device=str(next(net.parameters()).device),
+        seconds=float(meta.get("training_seconds") or 0.0),
+    )
+    return LoadedModel(
+        run_id=run_id,
+        key=key,
+        path=folder,
+        meta=meta,
+        fitted=fitted,
+        residuals=arr("calibration.residuals", "float64"),
+    )
+
+
+def _info(key: SeriesKey, folder: Path, meta: dict[str, Any] | None, *, current: bool) -> RunInfo:
+    if meta is None:
+        return RunInfo(run_id=folder.name, key=key, path=folder, status="damaged", current=current)
+    m = meta.get("metrics") or {}
+    return RunInfo(
+        run_id=folder.name,
+        key=key,
+        path=folder,
+        status=str(meta.get("status")),
+        current=current,
+        created=meta.get("created"),
+        metrics=m,
+        beats_naive=meta.get("beats_naive"),
+    )
+
+
+def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
+    """Every run (or those of ``key``), oldest first per series; unreadable runs show as ``damaged``."""
+    from urllib.parse import unquote
+
+    root = Path(data_dir) / "models"
+    if key is not None:
+        folders = [series_folder(data_dir, key)]
+    else:
+        folders = sorted(p for p in root.glob("*/*/*") if p.is_dir())
+    out: list[RunInfo] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        k = key or _key_of(folder, unquote)
+        if k is None:
+            continue
+        try:
+            cur = current_run_id(data_dir, k)
+        except CheckpointError:
+            cur = None
+        for run in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            try:
+                meta = _read_meta(run, k)
+            except (CheckpointError, DataNotFoundError):
+                meta = None
+            out.append(_info(k, run, meta, current=run.name == cur))
+    return out
+
+
+def _key_of(folder: Path, unquote: Any) -> SeriesKey | None:
+    try:
+        return SeriesKey(folder.parent.parent.name, unquote(folder.parent.name), folder.name)
+    except Exception:  # a stray folder that is not a series: skip it
+        return None
+
+
+def find_run(data_dir: Path, run_id: str) -> RunInfo:
+    """A run by its id (or a unique prefix of it), across every series."""
+    runs = [r for r in list_runs(data_dir) if r.run_id.startswith(run_id)]
+    exact = [r for r in runs if r.run_id == run_id]
+    if exact:
+        return exact[0]
+    if not runs:
+        raise DataNotFoundError(f"no run {run_id!r}; see `lstmcast models list`")
+    if len(runs) > 1:
+        raise DataNotFoundError(f"run id {run_id!r} is ambiguous: {', '.join(r.run_id for r in runs[:5])}")
+    return runs[0]
+
+
+def prune_runs(data_dir: Path, key: SeriesKey, keep: int) -> list[str]:
+    """Delete all but the newest ``keep`` runs of ``key``; never the current one. Returns deleted ids."""
+    if keep < 0:
+        raise CheckpointError(f"keep must be 0 or more (got {keep})")
+    with model_lock(data_dir, key):
+        cur = current_run_id(data_dir, key)
+        runs = [r.run_id for r in list_runs(data_dir, key) if r.run_id != cur]
+        doomed = runs[: max(0, len(runs) - keep)]
+        folder = series_folder(data_dir, key)
+        for run_id in doomed:
+            trash = folder / f".{run_id}.trash"
+            os.replace(folder / run_id, trash)  # gone from listings at once, even if rmtree is cut short
+            shutil.rmtree(trash, ignore_errors=True)
+    return doomed

@@ -1,0 +1,99 @@
+"""`lstmcast models list` and `lstmcast models show`."""
+
+from __future__ import annotations
+
+import typer
+
+from lstmcast.cli import common
+
+models_app = typer.Typer(help="Inspect trained models (runs).", no_args_is_help=True)
+
+
+def list_cmd(
+    ctx: typer.Context,
+    symbol: str | None = typer.Argument(None, help="Only this SYMBOL or SOURCE:SYMBOL."),
+    interval: str = typer.Option("1d", "--interval", "-i", help="Interval (with SYMBOL)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List saved runs, oldest first per series; the current model is marked."""
+    from lstmcast import checkpoint
+
+    data_dir = common.settings(ctx).data_dir
+    key = common.store(ctx).resolve(symbol, interval) if symbol else None
+    runs = checkpoint.list_runs(data_dir, key)
+    if as_json:
+        common.print_json([r.to_dict() for r in runs])
+        return
+    con = common.out()
+    if not runs:
+        con.print(f"no models under {data_dir / 'models'}; train one with `lstmcast train SYMBOL`")
+        return
+    from rich.table import Table
+
+    t = Table(title=f"models in {data_dir / 'models'}")
+    for col in ("run", "series", "status", "MASE", "naive MASE", "beats naive"):
+        t.add_column(col, justify="right" if "MASE" in col else "left", no_wrap=col == "run")
+    for r in runs:
+        m = r.metrics or {}
+        t.add_row(
+            r.run_id + (" *" if r.current else ""),
+            f"{r.key.spec} {r.key.interval}",
+            r.status,
+            common.fmt_num((m.get("model") or {}).get("mase")),
+            common.fmt_num((m.get("naive") or {}).get("mase")),
+            "-" if r.beats_naive is None else ("yes" if r.beats_naive else "no"),
+        )
+    con.print(t)
+    con.print("* current model; MASE below the naive forecast's means skill")
+
+
+def show_cmd(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="A run id (or a unique prefix of one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full metadata as JSON."),
+) -> None:
+    """Show one run: series, data range, configs, validation metrics, versions; verifies its checksums."""
+    from lstmcast import checkpoint
+
+    data_dir = common.settings(ctx).data_dir
+    info = checkpoint.find_run(data_dir, run)
+    loaded = checkpoint.load_run(data_dir, info.key, info.run_id)  # raises CheckpointError when damaged
+    meta = loaded.meta
+    if as_json:
+        common.print_json({**meta, "current": info.current, "path": str(info.path)})
+        return
+    con = common.out()
+    d = meta["data"]
+    con.print(
+        f"[bold]run {info.run_id}[/] {info.key.spec} {info.key.interval} ({meta['status']}"
+        f"{', current' if info.current else ''})"
+    )
+    con.print(f"  path      {info.path}")
+    con.print(
+        f"  data      {d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} "
+        f"({d['kind']}), training part to {common.fmt_time(d['train_end'])}, "
+        f"sha256 {str(d['sha256'])[:12]}..."
+    )
+    con.print(f"  features  {meta['features']}  inputs {meta['feature_names']}")
+    con.print(f"  model     {meta['model']}")
+    tr = meta["train"]
+    con.print(
+        f"  training  best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
+        f"on {meta['device']}, seed {tr['seed']}, lr {tr['lr']}, batch {tr['batch_size']}"
+    )
+    con.print(f"  versions  lstmcast {meta['versions']['lstmcast']}, torch {meta['versions']['torch']}")
+    m = meta.get("metrics") or {}
+    if m:
+        for who in ("model", "naive"):
+            x = m[who]
+            con.print(
+                f"  {who:<9} MAE {common.fmt_num(x['mae'])}  RMSE {common.fmt_num(x['rmse'])}  "
+                f"MASE {common.fmt_num(x['mase'])}  direction {100 * (x['hit_rate'] or 0):.1f}%"
+            )
+        con.print(f"  beats naive: {'yes' if meta.get('beats_naive') else 'no'}")
+
+
+def register(app: typer.Typer) -> None:
+    models_app.command("list")(list_cmd)
+    models_app.command("show")(show_cmd)
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,190 @@
+"""`lstmcast train`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lstmcast.cli import common
+
+
+def train_cmd(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL of a stored series."),
+    interval: str | None = typer.Option(None, "--interval", "-i", help="Bar interval [default: 1d]."),
+    lookback: int | None = typer.Option(None, "--lookback", help="Bars per input window [default: 60]."),
+    horizon: int | None = typer.Option(None, "--horizon", help="Bars ahead to forecast [default: 1]."),
+    hidden: int | None = typer.Option(None, "--hidden", help="LSTM hidden size [default: 64]."),
+    layers: int | None = typer.Option(None, "--layers", help="Stacked LSTM layers [default: 2]."),
+    dropout: float | None = typer.Option(
+        None, "--dropout", help="Dropout between LSTM layers [default: 0.1]."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [default: 100]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per batch [default: 64]."),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [default: 0.001]."),
+    patience: int | None = typer.Option(
+        None, "--patience", help="Stop after this many epochs without a better validation loss [default: 10]."
+    ),
+    val_fraction: float | None = typer.Option(
+        None, "--val-fraction", help="Share of the latest windows held out for validation [default: 0.2]."
+    ),
+    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto]."),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Random seed; CPU runs repeat bit for bit [default: 0]."
+    ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        help="return (next log returns, default) or price (scaled level, the tutorial style).",
+    ),
+    deterministic: bool | None = typer.Option(
+        None,
+        "--deterministic/--no-deterministic",
+        help="Deterministic algorithms only (slower on CUDA; see README).",
+        show_default=False,
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch [default: torch's]."),
+    config: Path | None = typer.Option(
+        None, "--config", help="TOML file with a [train] table; flags override its values."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (no progress bar)."),
+) -> None:
+    """Train an LSTM on a stored series, report validation skill against the naive forecast, save the run.
+
+    The newest bars are held out for validation (no shuffling across the split; the scaler sees
+    the training part only). The finished run becomes the current model of the series; an
+    interrupted run (Ctrl-C) is saved but does not replace the current model.
+    """
+    from lstmcast import train as T
+    from lstmcast.errors import InterruptedRun
+
+    flags: dict[str, Any] = {
+        "interval": interval,
+        "lookback": lookback,
+        "horizon": horizon,
+        "hidden": hidden,
+        "layers": layers,
+        "dropout": dropout,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "patience": patience,
+        "val_fraction": val_fraction,
+        "device": device,
+        "seed": seed,
+        "target": target,
+        "deterministic": deterministic,
+        "threads": threads,
+    }
+    options = T.read_config_file(config) if config else {}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    setup = T.setup_from_options(options)
+    store = common.store(ctx)
+    if as_json:
+        report = T.train_series(
+            store,
+            symbol,
+            interval=setup.interval,
+            features=setup.features,
+            model=setup.model,
+            train=setup.train,
+        )
+    else:
+        report = _train_with_progress(store, symbol, setup)
+    if as_json:
+        common.print_json(report.to_dict())
+    else:
+        _render(report)
+    if report.interrupted:
+        raise InterruptedRun(
+            f"training interrupted; best weights so far saved as run {report.run.run_id} (not made current)"
+        )
+
+
+def _train_with_progress(store: Any, symbol: str, setup: Any) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lstmcast import train as T
+
+    with Progress(
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TimeElapsedColumn(),
+        console=common.err(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task("train", total=setup.train.epochs, losses="")
+
+        def progress(s: T.EpochStats) -> None:
+            mark = " *" if s.best else ""
+            bar.update(
+                task,
+                completed=s.epoch,
+                losses=f"train {s.train_loss:.4f}  val {s.val_loss:.4f}  lr {s.lr:.1e}{mark}",
+            )
+
+        report = T.train_series(
+            store,
+            symbol,
+            interval=setup.interval,
+            features=setup.features,
+            model=setup.model,
+            train=setup.train,
+            progress=progress,
+        )
+        bar.update(task, total=max(1, len(report.fitted.history)), completed=len(report.fitted.history))
+    return report
+
+
+def _render(report: Any) -> None:
+    from rich.table import Table
+
+    con = common.out()
+    f = report.fitted
+    d = report.data_info
+    con.print(
+        f"[bold]{report.key.spec}[/] {report.key.interval}: {d['rows']} bars "
+        f"{common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])}; "
+        f"trained {len(f.history)} epoch(s) on {report.device} in {f.seconds:.1f}s, "
+        f"best epoch {f.best_epoch}"
+    )
+    m = report.metrics
+    if not m:
+        con.print("no validation split (--val-fraction 0): no skill to report")
+    else:
+        con.print(
+            f"validation: {len(f.val_origins)} origins {common.fmt_time(d['val_first_origin'])} .. "
+            f"{common.fmt_time(d['val_last_origin'])} "
+            f"(horizon {f.features.horizon}, target {f.features.target})"
+        )
+        t = Table()
+        t.add_column("metric")
+        t.add_column("model", justify="right")
+        t.add_column("naive", justify="right")
+        for label, name in (("MAE (close)", "mae"), ("RMSE (close)", "rmse"), ("MASE", "mase")):
+            t.add_row(label, common.fmt_num(m["model"][name]), common.fmt_num(m["naive"][name]))
+        t.add_row(
+            "directional accuracy",
+            f"{100 * m['model']['hit_rate']:.1f}%",
+            f"{100 * m['naive']['hit_rate']:.1f}%",
+        )
+        con.print(t)
+        con.print(
+            f"beats naive: [bold]{'yes' if report.beats_naive else 'no'}[/] "
+            f"(MAE {common.fmt_num(m['model']['mae'])} vs {common.fmt_num(m['naive']['mae'])}; "
+            "naive = last close, which calls no direction)"
+        )
+    state = (
+        "current model"
+        if report.promoted
+        else ("interrupted, not made current" if report.interrupted else "not made current")
+    )
+    con.print(f"saved run {report.run.run_id} ({state}): {report.run.path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
