@@ -16,3 +16,10 @@ run data show BTC-USD --tail 3
 # Train a small LSTM on the real BTC-USD sample (2 cores: well under a minute) and compare it with naive.
 run train BTC-USD --epochs 15 --hidden 32 --lookback 30 --seed 0
 run models list BTC-USD
+
+# Forecast the next bar with conformal intervals (the sample ends in 2019, so expect a stale-data warning).
+run predict BTC-USD
+# Walk-forward: refit every 50 origins over the last 250 bars, against naive, drift, moving average, mean return.
+run backtest BTC-USD --refit-every 50 --epochs 10 --plot "$LSTMCAST_HOME/backtest-BTC-USD.png"
+echo
+echo "demo done: data, model and plot under $LSTMCAST_HOME"

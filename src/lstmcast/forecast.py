@@ -136,9 +136,14 @@ def predict_series(
     now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
     behind = staleness(frame.index[-1], interval=iv, market=market, now=now)
     if behind:
+        how = (
+            f"re-import newer data with `lstmcast import FILE --symbol {key.symbol}`"
+            if key.source == "import"
+            else f"run `lstmcast fetch {key.spec} --interval {iv.name}`"
+        )
         warnings.append(
             f"data is stale: the last bar is {frame.index[-1].isoformat()}, {behind} complete {iv.name} bar(s) "
-            f"behind now; run `lstmcast fetch {key.spec} --interval {iv.name}`"
+            f"behind now; {how}"
         )
     model_last = meta.get("data", {}).get("last")
     if model_last:
@@ -289,3 +294,24 @@ def backtest_series(
         "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     return BacktestReport(key=key, index=frame.index, result=result, setup=setup)
+
+
+def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str | None = None) -> dict[str, Any]:
+    """The training options of ``run_id`` (or of the series' current model, if any) as a flat mapping.
+
+    ``lstmcast backtest`` starts from these so it evaluates the setup the user actually runs; an
+    explicit ``run_id`` that does not exist is an error, a missing current model is not.
+    """
+    from lstmcast import checkpoint
+    from lstmcast.errors import DataNotFoundError
+    from lstmcast.train import OPTIONS
+
+    if run_id is not None:
+        meta = checkpoint.load_run(store.root, checkpoint.find_run(store.root, run_id).key, run_id).meta
+    else:
+        try:
+            meta = checkpoint.load_run(store.root, store.resolve(spec, interval)).meta
+        except DataNotFoundError:
+            return {}
+    merged = {**meta.get("features", {}), **meta.get("model", {}), **meta.get("train", {})}
+    return {k: v for k, v in merged.items() if k in OPTIONS and k != "interval" and v is not None}

@@ -496,15 +496,16 @@ class TrainReport:
 def validation_metrics(fitted: Fitted, prepared: Prepared) -> dict[str, dict[str, float]]:
     """Model and naive (last close) on the validation windows: MAE, RMSE, MASE, direction.
 
-    The MASE scale is the naive 1-step MAE of close over the training rows (in-sample).
+    The MASE scale is the naive 1-step MAE of close over the last ``MASE_SCALE_WINDOW`` training
+    rows (in-sample; recent, so that a series that grew 50-fold is not scaled by its early bars).
     """
-    from lstmcast.evaluate.metrics import naive_scale, point_metrics
+    from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW, naive_scale, point_metrics
 
     if len(fitted.val_origins) == 0:
         return {}
     last = prepared.close[fitted.val_origins]
     naive = np.repeat(last[:, None], fitted.features.horizon, axis=1)
-    scale = naive_scale(prepared.close[fitted.start : fitted.train_end])
+    scale = naive_scale(prepared.close[max(fitted.start, fitted.train_end - MASE_SCALE_WINDOW) : fitted.train_end])
     return {
         "model": point_metrics(fitted.val_actual, fitted.val_pred, last=last, scale=scale).to_dict(),
         "naive": point_metrics(fitted.val_actual, naive, last=last, scale=scale).to_dict(),

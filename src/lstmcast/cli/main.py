@@ -77,12 +77,14 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import data, fetch, forecasts, models, run, schedule, train
+    from lstmcast.cli import backtest, data, fetch, forecasts, models, predict, run, schedule, train
 
     data.register(app)
     fetch.register(app)
     train.register(app)
     models.register(app)
+    predict.register(app)
+    backtest.register(app)
     run.register(app)
     schedule.register(app)
     forecasts.register(app)

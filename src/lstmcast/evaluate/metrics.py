@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+MASE_SCALE_WINDOW = 250
+"""Bars of in-sample history (up to the first forecast origin) that scale MASE, in train and backtest."""
+
+
 def _as2d(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype="float64")
     return x[:, None] if x.ndim == 1 else x

@@ -1,0 +1,143 @@
+"""`lstmcast backtest`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from lstmcast.cli import common
+
+
+def backtest_cmd(
+    ctx: typer.Context,
+    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL of a stored series."),
+    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
+    start: str | None = typer.Option(None, "--start", help="First forecast origin (date) [default: last 250 bars]."),
+    end: str | None = typer.Option(None, "--end", help="Last forecast origin (date)."),
+    horizon: int | None = typer.Option(None, "--horizon", help="Bars ahead [default: the model setup's]."),
+    refit_every: int = typer.Option(20, "--refit-every", min=1, help="Refit the model every K origins."),
+    window: str = typer.Option("expanding", "--window", help="expanding or rolling training window."),
+    train_size: int | None = typer.Option(None, "--train-size", help="Rows per fit for --window rolling."),
+    fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per trade in basis points."),
+    long_short: bool = typer.Option(False, "--long-short", help="Short when the forecast is below minus the fee."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: forecast vs actual, equity curves."),
+    use_model: str | None = typer.Option(
+        None, "--model", help="Take the model settings from this run [default: the current model's, if any]."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="TOML file with a [train] table."),
+    lookback: int | None = typer.Option(None, "--lookback"),
+    hidden: int | None = typer.Option(None, "--hidden"),
+    layers: int | None = typer.Option(None, "--layers"),
+    epochs: int | None = typer.Option(None, "--epochs"),
+    patience: int | None = typer.Option(None, "--patience"),
+    target: str | None = typer.Option(None, "--target", help="return or price."),
+    device: str | None = typer.Option(None, "--device"),
+    threads: int | None = typer.Option(None, "--threads"),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (add the per-origin series with --plot)."),
+) -> None:
+    """Walk-forward backtest: refit the LSTM as time moves on and score it against naive, drift,
+    moving-average and mean-return forecasts on exactly the same origins, with a trading strategy.
+
+    At every origin only data up to that origin fits the scaler and the model; between refits the
+    last model is reused without peeking.
+    """
+    from lstmcast import train as T
+    from lstmcast.evaluate.backtest import BacktestConfig
+    from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
+    from lstmcast.forecast import backtest_series, default_setup_options
+
+    st = common.store(ctx)
+    options: dict[str, Any] = default_setup_options(st, symbol, interval=interval, run_id=use_model)
+    if config:
+        options.update(T.read_config_file(config))
+    flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
+             "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed}
+    options.update({k: v for k, v in flags.items() if v is not None})
+    options["interval"] = interval
+    setup = T.setup_from_options(options)
+    bt = BacktestConfig(
+        horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
+        fee_bps=fee_bps, long_short=long_short, intervals="model", scale_window=MASE_SCALE_WINDOW,
+    )
+    if as_json:
+        report = backtest_series(st, symbol, interval=interval, features=setup.features, model=setup.model,
+                                 train=setup.train, config=bt, start=start, end=end)
+    else:
+        report = _with_progress(st, symbol, interval, setup, bt, start, end)
+    if plot is not None:
+        from lstmcast.evaluate.plot import plot_backtest
+
+        plot_backtest(report.result, plot, index=report.index,
+                      title=f"{report.key.spec} {report.key.interval}: {report.result.verdict}")
+    if as_json:
+        d = report.to_dict(series=plot is not None)
+        d["plot"] = str(plot) if plot else None
+        common.print_json(d)
+    else:
+        _render(report, plot)
+
+
+def _with_progress(st, symbol, interval, setup, bt, start, end):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lstmcast.forecast import backtest_series
+
+    con = common.err()
+    with Progress(TextColumn("origins"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+                  console=con) as bar:
+        task = bar.add_task("backtest", total=None)
+
+        def on_plan(plan) -> None:
+            con.print(f"walk-forward: {plan.n_origins} origins, {plan.n_refits} refit(s) "
+                      f"(every {bt.refit_every}, {bt.window} window)")
+            bar.update(task, total=plan.n_origins)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return backtest_series(st, symbol, interval=interval, features=setup.features, model=setup.model,
+                               train=setup.train, config=bt, start=start, end=end,
+                               on_plan=on_plan, on_progress=on_progress)
+
+
+def _render(report, plot: Path | None) -> None:
+    from rich.table import Table
+
+    r = report.result
+    con = common.out()
+    con.print(
+        f"[bold]{report.key.spec}[/] {report.key.interval}: {len(r.origins)} origins "
+        f"{common.fmt_time(report.index[r.origins[0]].isoformat())} .. "
+        f"{common.fmt_time(report.index[r.origins[-1]].isoformat())}, horizon {r.config.horizon}, "
+        f"{r.plan.n_refits} refit(s), {sum(r.fit_seconds):.1f}s fitting"
+    )
+    t = Table(title="forecast accuracy (all steps)")
+    for col in ("forecaster", "MAE", "RMSE", "MAPE %", "MASE", "hit rate (95% CI)"):
+        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+    for name, m in r.metrics.items():
+        t.add_row(name, common.fmt_num(m.mae), common.fmt_num(m.rmse), common.fmt_num(m.mape, 3),
+                  common.fmt_num(m.mase, 3),
+                  f"{100 * m.hit_rate:.1f}% ({100 * m.hit_low:.0f}-{100 * m.hit_high:.0f})")
+    con.print(t)
+    if r.coverage:
+        cov = ", ".join(f"{100 * lv:g}%: {100 * c['observed']:.1f}% of {c['n']}" for lv, c in r.coverage.items())
+        con.print(f"interval coverage (nominal: observed): {cov}")
+    s = Table(title="strategy (1-step forecasts, fees applied per trade)")
+    for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
+        s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+    for name, res in r.strategies.items():
+        d = res.to_dict(series=False)
+        s.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
+                  f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
+                  f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
+    con.print(s)
+    con.print(f"[bold]{r.verdict}[/]")
+    if plot is not None:
+        con.print(f"plot: {plot}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest_cmd)
