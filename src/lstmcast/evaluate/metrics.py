@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 MASE_SCALE_WINDOW = 250
 """Bars of in-sample history (up to the first forecast origin) that scale MASE, in train and backtest."""
 

@@ -55,7 +55,8 @@ def make_exchange(exchange_id: str, *, overrides: dict[str, Any] | None = None) 
         near = [x for x in ccxt.exchanges if x.startswith(exchange_id[:3])][:8]
         also = f" (similar: {', '.join(near)})" if near else ""
         raise DataSourceError(
-            f"unknown exchange {exchange_id!r}{also}; list valid ids with: python3 -c \"import ccxt; print(ccxt.exchanges)\""
+            f"unknown exchange {exchange_id!r}{also}; "
+            "list valid ids with: python3 -c \"import ccxt; print(ccxt.exchanges)\""
         )
     config: dict[str, Any] = {"enableRateLimit": True, "timeout": 10_000}
     if exchange_id.startswith("binance"):
