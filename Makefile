@@ -15,10 +15,11 @@ demo:
 	LSTMCAST_HOME=$(DEMO_HOME) bash scripts/demo.sh
 
 lint:
-	$(PYTHON) -m ruff check src tests scripts $(wildcard bench)
+	$(PYTHON) -m ruff check src tests scripts bench
 
 bench:
-	@if [ -f bench/bench_train.py ]; then $(PYTHON) bench/bench_train.py; else echo "nothing yet: bench/bench_train.py arrives with the training issue"; fi
+	$(PYTHON) bench/bench_train.py
+	$(PYTHON) bench/bench_backtest.py
 
 samples:
 	$(PYTHON) scripts/make_samples.py
