@@ -33,15 +33,17 @@ layers = 1
 epochs = {epochs}
 patience = {patience}
 [promotion]
-holdout = 30
+holdout = {holdout}
 [log]
 level = "{level}"
 """
 WATCH_BTC = '[[watchlist]]\nsymbol = "import:BTC-USD"\n'
 
 
-def _config(epochs: int = 3, *, patience: int = 5, level: str = "INFO", watch: str = WATCH_BTC) -> str:
-    return TINY.format(epochs=epochs, patience=patience, level=level) + watch
+def _config(
+    epochs: int = 3, *, patience: int = 5, holdout: int = 30, level: str = "INFO", watch: str = WATCH_BTC
+) -> str:
+    return TINY.format(epochs=epochs, patience=patience, holdout=holdout, level=level) + watch
 
 
 @pytest.fixture
@@ -131,7 +133,7 @@ def _sine_series(data_dir: Path, n: int = 300) -> SeriesKey:
 
 def test_worse_challenger_is_not_promoted_better_one_is(data_dir):
     key = _sine_series(data_dir)
-    cfg = parse_config(_config(40, watch='[[watchlist]]\nsymbol = "import:SINE"\n').replace("holdout = 30", "holdout = 40"))
+    cfg = parse_config(_config(40, holdout=40, watch='[[watchlist]]\nsymbol = "import:SINE"\n'))
     (entry,) = cfg.watchlist
     steps = runner.default_steps(data_dir, cfg, train_options={"threads": 1})
     good = cfg.effective(entry).model_copy(update={"lr": 0.01})
