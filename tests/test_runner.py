@@ -244,9 +244,16 @@ def test_sigterm_during_a_step_exits_130_with_consistent_state(tmp_path, data_di
         pass
 
 
-def test_default_steps_say_what_is_not_wired(run_cli, data_dir):
+def test_imported_entry_missing_from_the_store_fails_with_a_hint(run_cli, data_dir):
     data_dir.mkdir(parents=True)
     (data_dir / "lstmcast.toml").write_text(CONFIG)
     r = run_cli("run", "--only", "AAA,BBB", "--json")
-    assert r.returncode == 1
-    assert "not wired yet" in r.stdout and r.stdout.count('"ok": false') == 2
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.count('"ok": false') == 2
+    assert "import:AAA 1d is not in the store and 'import' is not a fetchable source" in r.stdout
+    assert "lstmcast import FILE --symbol AAA --source import --interval 1d" in r.stdout
+
+
+def test_which_sources_are_fetched():
+    assert runner.is_fetchable(None) and runner.is_fetchable("yahoo") and runner.is_fetchable("binance")
+    assert not runner.is_fetchable("import") and not runner.is_fetchable("my-csv-files")

@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast.config import ModelDefaults, RunConfig, WatchEntry
-from lstmcast.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, ConfigError, InterruptedRun, LstmcastError
+from lstmcast.errors import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    CheckpointError,
+    ConfigError,
+    DataNotFoundError,
+    InterruptedRun,
+    LstmcastError,
+    ModelError,
+)
 
 
 def should_promote(
@@ -44,6 +54,7 @@ class FetchResult:
 
     rows_added: int  # new bars stored by this fetch
     last: str | None = None  # ISO time of the newest stored bar
+    skipped: str | None = None  # why nothing was fetched (e.g. an imported series); None: it was
 
 
 @dataclass(frozen=True)
@@ -52,8 +63,10 @@ class Promotion:
 
     promoted: bool
     metric: str
-    challenger: float
+    challenger: float  # NaN when there was nothing to score on (only possible without a champion)
     champion: float | None  # None: there was no champion
+    origins: int = 0  # forecast origins both were scored on
+    span: str | None = None  # "first origin .. last origin" (ISO)
 
 
 @dataclass(frozen=True)
@@ -196,13 +209,16 @@ def _run_entry(
 
     try:
         fetched = steps.fetch(entry)
-        out.fetched = fetched.rows_added
-        log.info(
-            "%s: fetched %d new bar(s)%s",
-            entry,
-            fetched.rows_added,
-            f", last {fetched.last}" if fetched.last else "",
-        )
+        if fetched.skipped:
+            log.info("%s: not fetched: %s", entry, fetched.skipped)
+        else:
+            out.fetched = fetched.rows_added
+            log.info(
+                "%s: fetched %d new bar(s)%s",
+                entry,
+                fetched.rows_added,
+                f", last {fetched.last}" if fetched.last else "",
+            )
         between("check")
         if force or steps.needs_training(entry):
             between("train")
@@ -218,11 +234,12 @@ def _run_entry(
                     else f"champion {promo.metric} {promo.champion:.6g}"
                 )
                 log.info(
-                    "%s: challenger %s %.6g vs %s: %s",
+                    "%s: challenger %s %.6g vs %s%s: %s",
                     entry,
                     promo.metric,
                     promo.challenger,
                     champ,
+                    f" on {promo.origins} held-out origin(s) {promo.span}" if promo.origins else "",
                     "promoted" if promo.promoted else "kept the champion",
                 )
         else:
@@ -271,26 +288,318 @@ def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
     return first, max(scored, 0)
 
 
-# -- integration point ----------------------------------------------------------------------------
-def default_steps(data_dir: Path, config: RunConfig) -> Steps:
-    """INTEGRATION POINT: the real steps for ``lstmcast run``.
+# -- the real steps -------------------------------------------------------------------------------
+# Sources that `lstmcast run` never asks a vendor about: the series was put in the store by
+# `lstmcast import` and is used as stored. Any other source that is neither yahoo nor a ccxt
+# exchange id (an `import --source NAME`) is treated the same way.
+IMPORT_SOURCE = "import"
+FORECAST_LEVEL = 0.8  # the interval written with each forecast (needs 4 calibration residuals)
+LOGGER = "lstmcast"  # runlog.LOGGER_NAME: its handlers (file + terminal) receive the steps' records
 
-    On this branch the fetch, training and predict modules do not exist yet, so each step says so
-    (``ConfigError``) when an entry reaches it: an empty watchlist runs cleanly, any entry fails
-    honestly instead of pretending. The integrator replaces each stub with the real call.
+
+def is_fetchable(source: str | None) -> bool:
+    """True for Yahoo (the default) and ccxt exchange ids; False for imported series."""
+    if source in (None, "yahoo"):
+        return True
+    if source == IMPORT_SOURCE:
+        return False
+    import ccxt
+
+    return source in ccxt.exchanges
+
+
+def series_key(entry: WatchEntry) -> Any:
+    """The stored series (``SeriesKey``) a watchlist entry reads and writes."""
+    from lstmcast.data.store import SeriesKey
+    from lstmcast.data.update import resolve_source
+
+    if not is_fetchable(entry.source):
+        return SeriesKey(str(entry.source), entry.symbol, entry.interval)
+    _, name, symbol = resolve_source(entry.spec)
+    return SeriesKey(name, symbol, entry.interval)
+
+
+def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
+    """(FeatureConfig, ModelConfig, TrainConfig) for one entry's effective settings.
+
+    ``patience = 0`` in the config means no early stopping. ``train_options`` (e.g. ``threads=1``)
+    go into the ``TrainConfig`` as they are.
     """
+    from lstmcast.features import FeatureConfig
+    from lstmcast.model import ModelConfig
+    from lstmcast.train import TrainConfig
 
-    def missing(what: str) -> Callable[..., Any]:
-        def step(entry: WatchEntry, *args: Any) -> Any:
-            raise ConfigError(f"{what} for {entry} is not wired yet in this build of lstmcast run")
-
-        return step
-
-    return Steps(
-        fetch=missing("incremental fetch"),
-        needs_training=missing("the model data-end check"),
-        train_challenger=missing("training"),
-        evaluate_and_promote=missing("champion/challenger evaluation"),
-        forecast=missing("forecasting"),
-        prune=missing("pruning old model runs"),
+    s = settings
+    return (
+        FeatureConfig(lookback=s.lookback, horizon=s.horizon, target=s.target),
+        ModelConfig(hidden=s.hidden, layers=s.layers, dropout=s.dropout),
+        TrainConfig(
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            patience=s.patience or max(1, s.epochs),
+            val_fraction=s.val_fraction,
+            device=s.device,
+            seed=s.seed,
+            **train_options,
+        ),
     )
+
+
+def holdout_origins(index: Any, models: list[Any], *, holdout: int) -> Any:
+    """The most recent ``holdout`` forecast origins whose target bars no model was trained on.
+
+    An origin ``t`` qualifies when its first target bar comes after every model's last training row
+    (``meta["data"]["train_end"]``), every model can see a full look-back at ``t``, and all target
+    bars (up to the shortest horizon) are stored. For a challenger trained on the whole series
+    these are the last origins of its validation part, so it never saw their targets either.
+    """
+    import numpy as np
+    import pandas as pd
+
+    n = len(index)
+    h = min(m.features.horizon for m in models)
+    first = max(m.features.lookback for m in models) - 1
+    last = n - 1 - h
+    if last < first:
+        return np.arange(0)
+    origins = np.arange(first, last + 1)
+    for m in models:
+        train_end = (m.meta.get("data") or {}).get("train_end")
+        if train_end is None:
+            raise ModelError(f"run {m.run_id} records no training end; it cannot be compared fairly")
+        origins = origins[np.asarray(index[origins + 1] > pd.Timestamp(train_end))]
+    return origins[-holdout:]
+
+
+def score_on(model: Any, prepared: Any, origins: Any, *, horizon: int, metric: str, scale: float) -> float:
+    """``metric`` (mae, rmse, mase) of ``model``'s first ``horizon`` steps at ``origins``."""
+    from lstmcast.evaluate import metrics
+    from lstmcast.train import actual_close
+
+    pred = model.predict_close(prepared, origins)[:, :horizon]
+    actual = actual_close(prepared, origins, horizon)
+    if metric == "mae":
+        return metrics.mae(actual, pred)
+    if metric == "rmse":
+        return metrics.rmse(actual, pred)
+    if metric == "mase":
+        return metrics.mase(actual, pred, scale=scale)
+    raise ConfigError(f"unknown promotion metric {metric!r}; use mae, rmse or mase")
+
+
+def default_steps(
+    data_dir: Path,
+    config: RunConfig,
+    *,
+    fetch_options: dict[str, Any] | None = None,
+    train_options: dict[str, Any] | None = None,
+    log: logging.Logger | None = None,
+) -> Steps:
+    """The real steps for ``lstmcast run``.
+
+    ``fetch_options`` go to ``data.update.fetch_series`` (``session``, ``exchange_overrides``,
+    ``sleep``, ``policy``: the seams tests use to reach fake far ends); ``train_options`` to the
+    ``TrainConfig`` of every challenger (e.g. ``threads=1``).
+    """
+    return _RealSteps(
+        Path(data_dir),
+        config,
+        fetch_options=dict(fetch_options or {}),
+        train_options=dict(train_options or {}),
+        log=log or logging.getLogger(f"{LOGGER}.steps"),
+    ).steps()
+
+
+
+class _RealSteps:
+    def __init__(
+        self,
+        data_dir: Path,
+        config: RunConfig,
+        *,
+        fetch_options: dict[str, Any],
+        train_options: dict[str, Any],
+        log: logging.Logger,
+    ) -> None:
+        from lstmcast.data.store import Store
+
+        self.data_dir, self.config, self.log = data_dir, config, log
+        self.fetch_options, self.train_options = fetch_options, train_options
+        self.store = Store(data_dir)
+
+    def steps(self) -> Steps:
+        return Steps(
+            fetch=self.fetch,
+            needs_training=self.needs_training,
+            train_challenger=self.train_challenger,
+            evaluate_and_promote=self.evaluate_and_promote,
+            forecast=self.forecast,
+            prune=self.prune,
+        )
+
+    def fetch(self, entry: WatchEntry) -> FetchResult:
+        from lstmcast import errors
+        from lstmcast.data.update import fetch_series
+
+        key = series_key(entry)
+        if not is_fetchable(entry.source):
+            if not self.store.exists(key):
+                raise DataNotFoundError(
+                    f"{key} is not in the store and {entry.source!r} is not a fetchable source; "
+                    f"add it with `lstmcast import FILE --symbol {entry.symbol} --source {entry.source} "
+                    f"--interval {entry.interval}`"
+                )
+            m = self.store.manifest(key)
+            return FetchResult(
+                rows_added=0,
+                last=m.get("last"),
+                skipped=f"{entry.source!r} is not a fetchable source; using the {m.get('rows')} stored bars",
+            )
+        r = fetch_series(self.store, key.spec, interval=key.interval, **self.fetch_options)
+        for note in r.notes:
+            self.log.info("%s: %s", entry, note)
+        for gap in r.new_gaps:
+            self.log.warning("%s: %d bar(s) missing from %s to %s", entry, gap["bars"], gap["from"], gap["to"])
+        if not r.ok:
+            cls = getattr(errors, r.error_type or "", None)
+            if not (isinstance(cls, type) and issubclass(cls, LstmcastError)):
+                cls = errors.DataSourceError
+            got = f" (stored {r.rows_added} new bar(s) up to {r.last} first)" if r.rows_added else ""
+            raise cls(f"{r.error}{got}")
+        last = r.last or (self.store.manifest(key).get("last") if self.store.exists(key) else None)
+        return FetchResult(rows_added=r.rows_added, last=last)
+
+    def _current(self, key: Any) -> Any | None:
+        """The loaded current model, or None when there is none or it cannot be loaded (logged)."""
+        from lstmcast import checkpoint
+
+        try:
+            if checkpoint.current_run_id(self.data_dir, key) is None:
+                return None
+            return checkpoint.load_run(self.data_dir, key)
+        except (CheckpointError, DataNotFoundError) as e:
+            self.log.warning("%s: the current model cannot be used (%s); treating it as absent", key, e)
+            return None
+
+    def needs_training(self, entry: WatchEntry) -> bool:
+        import pandas as pd
+
+        key = series_key(entry)
+        current = self._current(key)
+        if current is None:
+            return True
+        model_last = (current.meta.get("data") or {}).get("last")
+        data_last = self.store.manifest(key).get("last")
+        return model_last is None or (
+            data_last is not None and pd.Timestamp(data_last) > pd.Timestamp(model_last)
+        )
+
+    def train_challenger(self, entry: WatchEntry, settings: ModelDefaults) -> str | None:
+        from lstmcast.train import train_series
+
+        key = series_key(entry)
+        features, model, train = train_setup(settings, **self.train_options)
+        self.log.info(
+            "%s: training a challenger (look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
+            entry, features.lookback, features.horizon, features.target, model.hidden, model.layers, train.epochs,
+        )
+
+        def progress(s: Any) -> None:
+            self.log.debug(
+                "%s: epoch %d/%d train loss %.4g, val loss %.4g", entry, s.epoch, s.epochs, s.train_loss, s.val_loss
+            )
+
+        report = train_series(
+            self.store, key.spec, interval=key.interval, features=features, model=model, train=train,
+            promote=False, progress=progress,
+        )
+        if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
+            raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
+        return report.run.run_id
+
+    def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
+        from lstmcast import checkpoint
+        from lstmcast.evaluate.metrics import naive_scale
+        from lstmcast.features import prepare
+
+        key = series_key(entry)
+        promo = self.config.promotion
+        frame = self.store.load(key)
+        kind = self.store.manifest(key).get("kind", "price")
+        challenger = checkpoint.load_run(self.data_dir, key, run_id)
+        champion_id = None
+        try:
+            champion_id = checkpoint.current_run_id(self.data_dir, key)
+        except CheckpointError as e:
+            self.log.warning("%s: %s; the challenger replaces it", entry, e)
+        champion = self._current(key) if champion_id not in (None, run_id) else None
+        models = [challenger] + ([champion] if champion is not None else [])
+        origins = holdout_origins(frame.index, models, holdout=promo.holdout)
+        if len(origins) == 0 and champion is not None:
+            raise ModelError(
+                f"no held-out bars to compare challenger {run_id} and champion {champion.run_id} on "
+                f"(none after both models' training data); the champion stays current"
+            )
+        scores: list[float] = []
+        if len(origins):
+            h = min(m.features.horizon for m in models)
+            prepared: dict[str, Any] = {}
+            for m in models:
+                fkey = repr(sorted(m.features.to_dict().items()))
+                if fkey not in prepared:
+                    prepared[fkey] = prepare(frame, kind=kind, features=m.features)
+                p = prepared[fkey]
+                scale = naive_scale(p.close[: int(origins[0]) + 1])  # data before the span only
+                scores.append(score_on(m, p, origins, horizon=h, metric=promo.metric, scale=scale))
+        challenger_score = scores[0] if scores else float("nan")
+        champion_score = scores[1] if champion is not None else None
+        promoted = champion is None or should_promote(
+            champion_score, challenger_score, min_improvement=promo.min_improvement
+        )
+        if promoted:
+            if champion is not None and checkpoint.current_run_id(self.data_dir, key) != champion.run_id:
+                raise ModelError(f"the current model of {key} changed while run {run_id} was evaluated")
+            checkpoint.set_current(self.data_dir, key, run_id)
+        span = (
+            f"{frame.index[origins[0]].isoformat()} .. {frame.index[origins[-1]].isoformat()}" if len(origins) else None
+        )
+        return Promotion(
+            promoted=promoted,
+            metric=promo.metric,
+            challenger=challenger_score,
+            champion=champion_score,
+            origins=len(origins),
+            span=span,
+        )
+
+    def forecast(self, entry: WatchEntry) -> Any:
+        import math
+
+        from lstmcast.forecast import predict_series
+        from lstmcast.forecasts import Forecast
+
+        key = series_key(entry)
+        r = predict_series(self.store, key.spec, interval=key.interval, levels=(FORECAST_LEVEL,))
+        for w in r.warnings:
+            if w.startswith("data is stale") and not is_fetchable(entry.source):
+                continue  # an imported series is as fresh as its last import; `fetch` cannot help
+            self.log.warning("%s: %s", entry, w)
+        bounds = [s.intervals.get(FORECAST_LEVEL) for s in r.steps]
+        finite = all(b is not None and math.isfinite(b[0]) and math.isfinite(b[1]) for b in bounds)
+        return Forecast(
+            key=r.key,
+            run_id=r.run_id,
+            origin=r.data_last,
+            last_close=r.last_close,
+            target_times=tuple(s.time for s in r.steps),
+            predicted=tuple(s.predicted for s in r.steps),
+            lower=tuple(b[0] for b in bounds) if finite else None,  # type: ignore[index]
+            upper=tuple(b[1] for b in bounds) if finite else None,  # type: ignore[index]
+            level=FORECAST_LEVEL if finite else None,
+        )
+
+    def prune(self, entry: WatchEntry, keep: int) -> list[str]:
+        from lstmcast import checkpoint
+
+        return checkpoint.prune_runs(self.data_dir, series_key(entry), keep)
