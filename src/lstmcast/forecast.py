@@ -210,9 +210,9 @@ def choose_origins(
     last_allowed = n - 1 - horizon  # every origin needs its realised targets
     lo, hi = first_allowed, last_allowed
     if start is not None:
-        lo = max(lo, int(index.searchsorted(_utc(start, "--start"))))
+        lo = max(lo, int(index.searchsorted(calendar.parse_utc(start, what="--start"))))
     if end is not None:
-        hi = min(hi, int(index.searchsorted(_utc(end, "--end"), side="right")) - 1)
+        hi = min(hi, int(index.searchsorted(calendar.parse_utc(end, what="--end"), side="right")) - 1)
     if start is None:
         lo = max(lo, hi - default_count + 1)
     if hi < lo:
@@ -221,14 +221,6 @@ def choose_origins(
             f"{horizon} after the last (series {index[0].date()} .. {index[-1].date()}, {n} bars)"
         )
     return np.arange(lo, hi + 1)
-
-
-def _utc(text: str, flag: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"{flag} {text!r} is not a date (use YYYY-MM-DD)") from e
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def backtest_series(

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import pandas as pd
 
-from lstmcast.errors import ConfigError
+from lstmcast.errors import ConfigError, UsageError
 
 INTERVALS: dict[str, pd.Timedelta] = {
     "1m": pd.Timedelta(minutes=1),
@@ -58,6 +58,17 @@ def parse_interval(name: str) -> Interval:
     if key not in INTERVALS:
         raise ConfigError(f"unknown interval {name!r}; supported: {', '.join(INTERVALS)}")
     return Interval(key, INTERVALS[key])
+
+
+def parse_utc(value: object, *, what: str = "date") -> pd.Timestamp | None:
+    """A user-given date or time as a UTC timestamp (naive means UTC); ``None`` or "" stays ``None``."""
+    if value is None or value == "":
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"{what} {value!r} is not a date (use YYYY-MM-DD)") from e
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def check_market(market: str) -> str:

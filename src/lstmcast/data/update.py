@@ -98,16 +98,6 @@ def resolve_source(spec: str, source: str | None = None) -> tuple[str, str, str]
     return vendor, name, symbol
 
 
-def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None or value == "":
-        return None
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as e:
-        raise UsageError(f"cannot read {value!r} as a date (use YYYY-MM-DD)") from e
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
 def drop_partial(
     frame: pd.DataFrame, interval: calendar.Interval, *, now: pd.Timestamp, session_end: pd.Timestamp | None = None,
     exchange_tz: str | None = None,
@@ -187,7 +177,7 @@ def fetch_series(
     iv = calendar.parse_interval(interval)
     vendor, name, symbol = resolve_source(spec, source)
     key = SeriesKey(name, symbol, iv.name)
-    start_ts, end_ts = _utc(start), _utc(end)
+    start_ts, end_ts = calendar.parse_utc(start, what="--start"), calendar.parse_utc(end, what="--end")
     if start_ts is not None and end_ts is not None and start_ts >= end_ts:
         raise UsageError(f"--start ({start_ts.date()}) must be before --end ({end_ts.date()})")
     now = now if now is not None else pd.Timestamp.now("UTC")
