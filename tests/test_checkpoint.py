@@ -58,8 +58,9 @@ def test_run_ids_sort_by_time():
     import datetime as dt
 
     a = C.new_run_id(dt.datetime(2026, 11, 21, 10, 15, tzinfo=dt.timezone.utc))
-    b = C.new_run_id(dt.datetime(2026, 11, 21, 10, 16, tzinfo=dt.timezone.utc))
-    assert a.startswith("20261121T101500Z-") and len(a) == 23 and a < b
+    b = C.new_run_id(dt.datetime(2026, 11, 21, 10, 15, 0, 1000, tzinfo=dt.timezone.utc))  # 1 ms later
+    c = C.new_run_id(dt.datetime(2026, 11, 21, 10, 16, tzinfo=dt.timezone.utc))
+    assert a.startswith("20261121T101500000Z-") and len(a) == 26 and a < b < c
 
 
 def test_tampered_weights_are_detected(tmp_path, fitted):

@@ -44,9 +44,13 @@ LOCK_TIMEOUT_S = 120.0
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
-    """Sortable by time: ``20261121T101500Z-ab12cd``."""
+    """Sortable by time, to the millisecond: ``20261121T101500123Z-ab12cd``.
+
+    Milliseconds matter: a cron run trains a challenger seconds after the champion, and pruning
+    keeps the newest runs by id order.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+    return f"{now.strftime('%Y%m%dT%H%M%S')}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 def series_folder(data_dir: Path, key: SeriesKey) -> Path:
