@@ -59,8 +59,12 @@ def test_train_json_report(cli, btc):
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["promoted"] and not rep["interrupted"] and rep["features"]["horizon"] == 3
-    assert set(rep["metrics"]) == {"model", "naive"} and rep["metrics"]["naive"]["hit_rate"] == 0.0
-    assert isinstance(rep["beats_naive"], bool)
+    assert set(rep["metrics"]) == {"model", "naive", "dm"} and rep["metrics"]["naive"]["hit_rate"] == 0.0
+    dm = rep["metrics"]["dm"]
+    assert 0.0 <= dm["p"] <= 1.0
+    # the verdict needs a lower MAE *and* a significant Diebold-Mariano test
+    lower = rep["metrics"]["model"]["mae"] < rep["metrics"]["naive"]["mae"]
+    assert rep["beats_naive"] == (lower and dm["p"] < 0.05) == dm["beats_naive"]
 
 
 def test_unknown_symbol_suggests_fetch(cli):

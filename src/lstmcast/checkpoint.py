@@ -175,7 +175,7 @@ def save_run(
         "scaler": fitted.scaler.to_dict(),
         "rows": {"start": fitted.start, "end": fitted.end, "train_end": fitted.train_end},
         "metrics": metrics,
-        "beats_naive": bool(metrics) and metrics["model"]["mae"] < metrics["naive"]["mae"],
+        "beats_naive": bool(metrics) and bool(metrics.get("dm", {}).get("beats_naive")),
         "best_epoch": fitted.best_epoch,
         "history": [s.to_dict() for s in fitted.history],
         "versions": {"lstmcast": __version__, "torch": torch.__version__},

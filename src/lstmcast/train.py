@@ -499,16 +499,27 @@ def validation_metrics(fitted: Fitted, prepared: Prepared) -> dict[str, dict[str
     The MASE scale is the naive 1-step MAE of close over the last ``MASE_SCALE_WINDOW`` training
     rows (in-sample; recent, so that a series that grew 50-fold is not scaled by its early bars).
     """
-    from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW, naive_scale, point_metrics
+    from lstmcast.evaluate.metrics import (
+        MASE_SCALE_WINDOW,
+        beats_naive,
+        diebold_mariano,
+        naive_scale,
+        point_metrics,
+    )
 
     if len(fitted.val_origins) == 0:
         return {}
     last = prepared.close[fitted.val_origins]
     naive = np.repeat(last[:, None], fitted.features.horizon, axis=1)
     scale = naive_scale(prepared.close[max(fitted.start, fitted.train_end - MASE_SCALE_WINDOW) : fitted.train_end])
+    stat, p = diebold_mariano(fitted.val_actual - fitted.val_pred, fitted.val_actual - naive,
+                              horizon=fitted.features.horizon, power=1)
+    model_m = point_metrics(fitted.val_actual, fitted.val_pred, last=last, scale=scale).to_dict()
+    naive_m = point_metrics(fitted.val_actual, naive, last=last, scale=scale).to_dict()
     return {
-        "model": point_metrics(fitted.val_actual, fitted.val_pred, last=last, scale=scale).to_dict(),
-        "naive": point_metrics(fitted.val_actual, naive, last=last, scale=scale).to_dict(),
+        "model": model_m,
+        "naive": naive_m,
+        "dm": {"stat": stat, "p": p, "beats_naive": beats_naive(model_m["mae"], naive_m["mae"], p)},
     }
 
 
@@ -542,7 +553,7 @@ def train_series(
     prepared = F.prepare(frame, kind=kind, features=features)
     fitted = fit(prepared, features=features, model=model, train=train, progress=progress)
     metrics = validation_metrics(fitted, prepared)
-    beats = bool(metrics) and metrics["model"]["mae"] < metrics["naive"]["mae"]
+    beats = bool(metrics) and metrics["dm"]["beats_naive"]
     data_info = {
         "kind": kind,
         "market": manifest.get("market"),

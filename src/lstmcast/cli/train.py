@@ -175,8 +175,9 @@ def _render(report: Any) -> None:
         con.print(t)
         con.print(
             f"beats naive: [bold]{'yes' if report.beats_naive else 'no'}[/] "
-            f"(MAE {common.fmt_num(m['model']['mae'])} vs {common.fmt_num(m['naive']['mae'])}; "
-            "naive = last close, which calls no direction)"
+            f"(MAE {common.fmt_num(m['model']['mae'])} vs {common.fmt_num(m['naive']['mae'])}, "
+            f"DM p = {m['dm']['p']:.2f}; yes needs a lower MAE and p < 0.05. "
+            "Naive = last close, which calls no direction)"
         )
     state = (
         "current model"

@@ -26,7 +26,7 @@ import numpy as np
 from lstmcast.errors import ModelError, UsageError
 from lstmcast.evaluate import conformal
 from lstmcast.evaluate.baselines import baseline_forecasts, check_origins
-from lstmcast.evaluate.metrics import PointMetrics, diebold_mariano, naive_scale, point_metrics
+from lstmcast.evaluate.metrics import PointMetrics, beats_naive, diebold_mariano, naive_scale, point_metrics
 from lstmcast.evaluate.strategy import StrategyResult, buy_and_hold, run_strategy
 
 WINDOWS = ("expanding", "rolling")
@@ -322,7 +322,7 @@ def walk_forward(
 
     m_mase, n_mase = metrics["model"].mase, metrics["naive"].mase
     ratio = metrics["model"].mae / metrics["naive"].mae if metrics["naive"].mae else math.nan
-    beats = bool(ratio < 1 and math.isfinite(p) and p < config.alpha)
+    beats = beats_naive(metrics["model"].mae, metrics["naive"].mae, p, alpha=config.alpha)
     verdict = (
         f"beats naive: {'yes' if beats else 'no'}, MASE {m_mase:.2f} vs naive {n_mase:.2f} "
         f"(MAE ratio {ratio:.3f}), DM p = {p:.2f}"

@@ -109,6 +109,14 @@ def diebold_mariano(
     return (float(stat), float(p))
 
 
+def beats_naive(mae_model: float, mae_naive: float, dm_p: float, *, alpha: float = 0.05) -> bool:
+    """The one verdict rule: a lower MAE than naive *and* a Diebold-Mariano p-value below ``alpha``.
+
+    A lower MAE alone is not skill: on a random walk half of all models "beat" naive by noise.
+    """
+    return bool(mae_model < mae_naive and math.isfinite(dm_p) and dm_p < alpha)
+
+
 @dataclass(frozen=True)
 class PointMetrics:
     """The standard report for one forecaster over a set of origins."""
