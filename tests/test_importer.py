@@ -76,6 +76,13 @@ def test_epoch_milliseconds(store, tmp_path):
     assert list(got.index) == expected_index()
 
 
+def test_compact_yyyymmdd_dates(store, tmp_path):
+    # 20240102 is a date as people write it, not 20 million seconds after 1970
+    compact = [t.strftime("%Y%m%d") for t in expected_index()]
+    _, got = imported(store, ohlcv_csv(tmp_path / "f.csv", time_header="Date", stamps=compact))
+    assert list(got.index) == expected_index()
+
+
 def test_epoch_seconds_hourly(store, tmp_path):
     start = pd.Timestamp("2024-03-01 10:00", tz="UTC")
     stamps = [str(int((start + pd.Timedelta(hours=i)).timestamp())) for i in range(5)]

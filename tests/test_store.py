@@ -89,6 +89,34 @@ def test_upsert_refuses_to_mix_kinds(store):
         store.upsert(key, frame_from({1: 1.0}), kind=schema.KIND_PRICE)
 
 
+@pytest.mark.parametrize("old_has_adj", [True, False])
+def test_upsert_refuses_to_mix_frames_with_and_without_adj_close(store, old_has_adj):
+    key = SeriesKey("import", "AAPL", "1d")
+    with_adj = frame_from({0: 1.0, 1: 2.0}).assign(adj_close=[0.9, 1.8])
+    without = frame_from({2: 3.0})
+    store.upsert(key, with_adj if old_has_adj else frame_from({0: 1.0, 1: 2.0}))
+    before = atomic.sha256_file(store.data_path(key))
+    new = without if old_has_adj else frame_from({2: 3.0}).assign(adj_close=[2.7])
+    with pytest.raises(DataError, match="adj_close") as e:
+        store.upsert(key, new)
+    assert "NaN" not in str(e.value)
+    assert atomic.sha256_file(store.data_path(key)) == before
+    # replacing the whole series is fine either way
+    store.upsert(key, new, replace=True)
+
+
+def test_upsert_removes_temp_files_orphaned_by_a_killed_writer(store):
+    key = SeriesKey("import", "AAPL", "1d")
+    store.upsert(key, frame_from({0: 1.0}))
+    orphan = store.data_path(key).parent / f".{store.data_path(key).name}.x1y2z3.tmp"
+    orphan.write_bytes(b"half a parquet file")
+    other = store.data_path(key).parent / ".1h.parquet.x1y2z3.tmp"  # another interval's: not ours to touch
+    other.write_bytes(b"x")
+    store.upsert(key, frame_from({1: 2.0}))
+    assert not orphan.exists() and other.exists()
+    assert len(store.load(key)) == 2
+
+
 def test_load_missing_series_suggests_fetch_or_import(store):
     with pytest.raises(DataNotFoundError, match="lstmcast fetch.*lstmcast import"):
         store.load(SeriesKey("import", "NOPE", "1d"))

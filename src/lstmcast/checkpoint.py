@@ -24,13 +24,12 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
 from lstmcast import __version__, atomic
-from lstmcast.data.store import _SYMBOL_SAFE, SeriesKey, _Lock
-from lstmcast.errors import CheckpointError, DataNotFoundError
+from lstmcast.data.store import NamedLock, SeriesKey, file_lock, key_folder, symbol_from_dirname
+from lstmcast.errors import CheckpointError, DataNotFoundError, LstmcastError
 from lstmcast.features import FeatureConfig, Prepared, Scaler
 from lstmcast.model import ModelConfig
 
@@ -54,20 +53,12 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 
 def series_folder(data_dir: Path, key: SeriesKey) -> Path:
-    root = (Path(data_dir) / "models").resolve()
-    folder = (root / key.source / quote(key.symbol, safe=_SYMBOL_SAFE) / key.interval).resolve()
-    if not folder.is_relative_to(root):
-        raise CheckpointError(f"symbol {key.symbol!r} would escape the models directory")
-    return folder
+    return key_folder(Path(data_dir) / "models", key) / key.interval
 
 
-def model_lock(data_dir: Path, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S) -> _Lock:
+def model_lock(data_dir: Path, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S) -> NamedLock:
     """The per-series model lock, held while saving, promoting or pruning runs."""
-    from filelock import FileLock
-
-    folder = series_folder(data_dir, key)
-    folder.mkdir(parents=True, exist_ok=True)
-    return _Lock(FileLock(str(folder / ".lock"), timeout=timeout), what=f"models of {key}")
+    return file_lock(series_folder(data_dir, key) / ".lock", what=f"models of {key}", timeout=timeout)
 
 
 @dataclass(frozen=True)
@@ -389,8 +380,6 @@ def _info(key: SeriesKey, folder: Path, meta: dict[str, Any] | None, *, current:
 
 def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
     """Every run (or those of ``key``), oldest first per series; unreadable runs show as ``damaged``."""
-    from urllib.parse import unquote
-
     root = Path(data_dir) / "models"
     if key is not None:
         folders = [series_folder(data_dir, key)]
@@ -400,7 +389,7 @@ def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
     for folder in folders:
         if not folder.is_dir():
             continue
-        k = key or _key_of(folder, unquote)
+        k = key or _key_of(folder)
         if k is None:
             continue
         try:
@@ -416,10 +405,10 @@ def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
     return out
 
 
-def _key_of(folder: Path, unquote: Any) -> SeriesKey | None:
+def _key_of(folder: Path) -> SeriesKey | None:
     try:
-        return SeriesKey(folder.parent.parent.name, unquote(folder.parent.name), folder.name)
-    except Exception:  # a stray folder that is not a series: skip it
+        return SeriesKey(folder.parent.parent.name, symbol_from_dirname(folder.parent.name), folder.name)
+    except LstmcastError:  # a stray folder that is not a series: skip it
         return None
 
 

@@ -64,11 +64,25 @@ def _find_header(text: str, *, value_column: str | None) -> int:
     raise DataError(f"no header found in the first {len(lines)} lines: expected a date/time column and {what}")
 
 
+def _looks_yyyymmdd(numeric: pd.Series) -> bool:
+    """Whole numbers 19000101..21001231 with valid month and day: compact dates, not epoch seconds.
+
+    As epoch seconds those would all fall in August 1970, which no price file means.
+    """
+    if not (numeric == numeric.round()).all() or not numeric.between(19000101, 21001231).all():
+        return False
+    v = numeric.astype("int64")
+    month, day = (v // 100) % 100, v % 100
+    return bool(month.between(1, 12).all() and day.between(1, 31).all())
+
+
 def _parse_time(col: pd.Series, name: str) -> pd.DatetimeIndex:
     if pd.api.types.is_datetime64_any_dtype(col):
         idx = pd.DatetimeIndex(col)
         return idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     numeric = pd.to_numeric(col, errors="coerce")
+    if numeric.notna().all() and len(numeric) and _looks_yyyymmdd(numeric):
+        return pd.DatetimeIndex(pd.to_datetime(numeric.astype("int64").astype(str), format="%Y%m%d", utc=True))
     if numeric.notna().all() and len(numeric):
         mx = float(numeric.abs().max())
         unit = "ns" if mx > 1e17 else "us" if mx > 1e14 else "ms" if mx > 1e11 else "s"

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pandas as pd
 
@@ -57,6 +57,32 @@ def check_source(source: str) -> str:
     if not _SOURCE_RE.match(source or ""):
         raise DataError(f"source {source!r} must be lower-case letters, digits, '_', '-' or '.' (e.g. yahoo, binance)")
     return source
+
+
+def symbol_dirname(symbol: str) -> str:
+    """The file-name form of a symbol, shared by every area of the data directory (BTC/USDT -> BTC%2FUSDT)."""
+    return quote(check_symbol(symbol), safe=_SYMBOL_SAFE)
+
+
+def symbol_from_dirname(name: str) -> str:
+    return unquote(name)
+
+
+def key_folder(area: Path, key: SeriesKey) -> Path:
+    """``{area}/{source}/{symbol}``: the folder of one series inside an area (series, models, forecasts)."""
+    area = Path(area).resolve()
+    folder = (area / key.source / symbol_dirname(key.symbol)).resolve()
+    if not folder.is_relative_to(area):  # belt and braces after check_symbol
+        raise DataError(f"symbol {key.symbol!r} would escape the data directory")
+    return folder
+
+
+def file_lock(path: Path, *, what: str, timeout: float = LOCK_TIMEOUT_S) -> NamedLock:
+    """An inter-process lock on ``path`` whose timeout is a ``LockedError`` naming ``what``."""
+    from filelock import FileLock
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return NamedLock(FileLock(str(path), timeout=timeout), what=what)
 
 
 @dataclass(frozen=True)
@@ -107,10 +133,7 @@ class Store:
 
     # -- paths --------------------------------------------------------------------------------
     def folder(self, key: SeriesKey) -> Path:
-        folder = (self.series_root / key.source / quote(key.symbol, safe=_SYMBOL_SAFE)).resolve()
-        if not folder.is_relative_to(self.series_root.resolve()):  # belt and braces after check_symbol
-            raise DataError(f"symbol {key.symbol!r} would escape the data directory")
-        return folder
+        return key_folder(self.series_root, key)
 
     def data_path(self, key: SeriesKey) -> Path:
         return self.folder(key) / f"{key.interval}.parquet"
@@ -118,13 +141,9 @@ class Store:
     def manifest_path(self, key: SeriesKey) -> Path:
         return self.folder(key) / f"{key.interval}.json"
 
-    def lock(self, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S):
+    def lock(self, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S) -> NamedLock:
         """The per-series lock (a context manager)."""
-        from filelock import FileLock
-
-        path = self.folder(key) / f"{key.interval}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return _Lock(FileLock(str(path), timeout=timeout), what=str(key))
+        return file_lock(self.folder(key) / f"{key.interval}.lock", what=str(key), timeout=timeout)
 
     # -- reading ------------------------------------------------------------------------------
     def exists(self, key: SeriesKey) -> bool:
@@ -208,8 +227,15 @@ class Store:
                 raise DataError(
                     f"{key} is stored as a {old_manifest.get('kind')} series; cannot add {kind} data to it"
                 )
+            self._remove_orphans(key)
             new = schema.validate(frame, kind=kind)
             old = self.load(key) if (self.exists(key) and not replace) else schema.empty_frame()
+            if len(old) and ("adj_close" in old.columns) != ("adj_close" in new.columns):
+                has, lacks = ("stored", "new") if "adj_close" in old.columns else ("new", "stored")
+                raise DataError(
+                    f"{key}: the {has} bars have an adj_close column and the {lacks} bars do not; "
+                    "add the same columns, or replace the whole series (fetch --full)"
+                )
             merged = schema.validate(schema.combine(old, new), kind=kind)
             added = int((~new.index.isin(old.index)).sum())
             replaced = len(new) - added
@@ -217,6 +243,13 @@ class Store:
             manifest = self._build_manifest(key, merged, kind=kind, market=market, extra=extra, old=old_manifest)
             atomic.write_json(self.manifest_path(key), manifest)
         return UpsertResult(key, len(old), len(merged), added, replaced, manifest)
+
+    def _remove_orphans(self, key: SeriesKey) -> None:
+        """Delete temp files of this series left by a writer that was killed (we hold its lock)."""
+        folder = self.folder(key)
+        for name in (self.data_path(key).name, self.manifest_path(key).name):
+            for tmp in folder.glob(f".{name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def _manifest_or_none(self, key: SeriesKey) -> dict[str, Any] | None:
         try:
@@ -274,7 +307,7 @@ class Store:
         return manifest
 
 
-class _Lock:
+class NamedLock:
     """A FileLock that reports a timeout as ``LockedError`` naming what was locked."""
 
     def __init__(self, lock, *, what: str) -> None:
