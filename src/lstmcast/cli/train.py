@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,17 +84,11 @@ def train_cmd(
     options.update({k: v for k, v in flags.items() if v is not None})
     setup = T.setup_from_options(options)
     store = common.store(ctx)
-    if as_json:
+    with contextlib.nullcontext() if as_json else _epoch_bar(setup.train.epochs) as progress:
         report = T.train_series(
-            store,
-            symbol,
-            interval=setup.interval,
-            features=setup.features,
-            model=setup.model,
-            train=setup.train,
+            store, symbol, interval=setup.interval, features=setup.features, model=setup.model,
+            train=setup.train, progress=progress,
         )
-    else:
-        report = _train_with_progress(store, symbol, setup)
     if as_json:
         common.print_json(report.to_dict())
     else:
@@ -103,10 +99,10 @@ def train_cmd(
         )
 
 
-def _train_with_progress(store: Any, symbol: str, setup: Any) -> Any:
+@contextlib.contextmanager
+def _epoch_bar(epochs: int) -> Iterator[Any]:
+    """A rich progress bar over epochs (on stderr); yields the callback for ``train_series``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from lstmcast import train as T
 
     with Progress(
         TextColumn("epoch"),
@@ -117,9 +113,11 @@ def _train_with_progress(store: Any, symbol: str, setup: Any) -> Any:
         console=common.err(),
         transient=False,
     ) as bar:
-        task = bar.add_task("train", total=setup.train.epochs, losses="")
+        task = bar.add_task("train", total=epochs, losses="")
+        seen = [0]
 
-        def progress(s: T.EpochStats) -> None:
+        def progress(s: Any) -> None:
+            seen[0] = s.epoch
             mark = " *" if s.best else ""
             bar.update(
                 task,
@@ -127,17 +125,8 @@ def _train_with_progress(store: Any, symbol: str, setup: Any) -> Any:
                 losses=f"train {s.train_loss:.4f}  val {s.val_loss:.4f}  lr {s.lr:.1e}{mark}",
             )
 
-        report = T.train_series(
-            store,
-            symbol,
-            interval=setup.interval,
-            features=setup.features,
-            model=setup.model,
-            train=setup.train,
-            progress=progress,
-        )
-        bar.update(task, total=max(1, len(report.fitted.history)), completed=len(report.fitted.history))
-    return report
+        yield progress
+        bar.update(task, total=max(1, seen[0]), completed=seen[0])  # early stopping ends the bar full
 
 
 def _render(report: Any) -> None:
