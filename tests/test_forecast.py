@@ -174,3 +174,13 @@ def test_backtest_errors_name_the_culprit(store):
     with pytest.raises(UsageError, match="not a date"):
         forecast.backtest_series(store, "RW", features=FEAT, model=MODEL, train=TRAIN,
                                  config=BacktestConfig(horizon=2), start="yesterday-ish")
+
+
+def test_predict_with_another_series_model_warns_mismatch(store):
+    frame = random_walk_frame(200, seed=11)
+    _put(store, frame, symbol="AAA")
+    _put(store, frame, symbol="BBB")
+    run_a = _train(store, "AAA").run.run_id
+    rep = forecast.predict_series(store, "BBB", run_id=run_a, now=frame.index[-1])
+    assert any("trained on import:AAA, not import:BBB" in w for w in rep.warnings)
+    assert rep.run_id == run_a
