@@ -156,6 +156,32 @@ def test_interrupt_stops_the_run_and_propagates(tmp_path):
     assert ("fetch", "CCC") not in fake.calls
 
 
+def test_sigterm_that_a_step_wraps_as_its_own_error_still_stops_the_run(tmp_path, caplog):
+    """Vendor layers wrap whatever their call raises (yahoo's classifier, fetch_series' result): a
+    SIGTERM arriving inside one must still end the run as interrupted, even in the last entry."""
+    from lstmcast.errors import DataSourceError
+
+    fake = FakeSteps(tmp_path)
+    steps = fake.steps()
+
+    def fetch(e):
+        if e.symbol == "CCC":
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0)
+            except Exception as err:  # what a vendor wrapper does with any exception
+                raise DataSourceError(f"Yahoo Finance failed: {err}") from err
+        return steps.fetch(e)
+
+    wrapped = runner.Steps(fetch, *(getattr(steps, f) for f in runner.Steps.__dataclass_fields__ if f != "fetch"))
+    log = logging.getLogger("test.runner")
+    with caplog.at_level(logging.INFO, logger="test.runner"), runlog.sigterm_stops() as stop:
+        with pytest.raises(InterruptedRun, match="SIGTERM"):
+            runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=wrapped, log=log, stop=stop)
+    assert "(interrupted), exit code 130" in caplog.text
+    assert "CCC 1d: failed at fetch" not in caplog.text
+
+
 def test_sigterm_is_deferred_over_a_critical_block():
     done = False
     with runlog.sigterm_stops() as stop:

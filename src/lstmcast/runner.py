@@ -262,9 +262,11 @@ def _run_entry(
     except InterruptedRun:
         raise
     except LstmcastError as e:
+        _stop_if_requested(stop, f"{stage} of {entry}", e)
         out.error = f"{stage}: {e}"
         log.error("%s: failed at %s: %s", entry, stage, e)
     except Exception as e:  # a bug in one entry must not stop the others; keep its traceback in the log
+        _stop_if_requested(stop, f"{stage} of {entry}", e)
         out.error = f"{stage}: {type(e).__name__}: {e}"
         log.exception("%s: failed at %s with an unexpected error", entry, stage)
     finally:
@@ -272,6 +274,13 @@ def _run_entry(
     if out.ok:
         log.info("%s: ok in %.1fs", entry, out.seconds)
     return out
+
+
+def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
+    """A step's own error wrapping (a vendor classifier, ``fetch_series``' result) can turn the stop
+    into an ordinary failure of one entry; when a stop was requested it is still a stop of the run."""
+    if stop is not None and stop.signal is not None:
+        raise InterruptedRun(f"stopped by signal during {where}: {e}") from e
 
 
 def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
