@@ -182,6 +182,35 @@ def test_sigterm_that_a_step_wraps_as_its_own_error_still_stops_the_run(tmp_path
     assert "CCC 1d: failed at fetch" not in caplog.text
 
 
+def test_sigterm_between_history_and_latest_json_finishes_both(tmp_path):
+    """history.parquet and latest.json are one update: a stop arriving between the two writes
+    (here: while latest.json is being rendered) takes effect after both."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class SignalledForecast(forecasts.Forecast):
+        def to_dict(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0)
+            return super().to_dict()
+
+    steps = FakeSteps(tmp_path).steps()
+
+    def forecast(e):
+        return SignalledForecast(**vars(steps.forecast(e)))
+
+    wrapped = runner.Steps(
+        *(forecast if f == "forecast" else getattr(steps, f) for f in runner.Steps.__dataclass_fields__)
+    )
+    with runlog.sigterm_stops() as stop, pytest.raises(InterruptedRun, match="SIGTERM"):
+        runner.run_watchlist(
+            tmp_path, parse_config(CONFIG), only=["AAA"], steps=wrapped, log=logging.getLogger("t"), stop=stop
+        )
+    key = SeriesKey("import", "AAA", "1d")
+    assert len(forecasts.load_history(tmp_path, key)) == 1
+    assert forecasts.latest(tmp_path, key) is not None  # written too, not left behind the history
+
+
 def test_sigterm_is_deferred_over_a_critical_block():
     done = False
     with runlog.sigterm_stops() as stop:

@@ -9,6 +9,7 @@ one entry: it stops the whole run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -246,7 +247,8 @@ def _run_entry(
             log.info("%s: no new complete bars since the current model's data; not retrained", entry)
         between("forecast")
         fc = steps.forecast(entry)
-        out.forecast, out.scored = _record_forecast(data_dir, fc)
+        with stop.critical() if stop is not None else contextlib.nullcontext():  # history + latest.json
+            out.forecast, out.scored = _record_forecast(data_dir, fc)
         log.info(
             "%s: forecast %s (model %s)%s",
             entry,
