@@ -59,6 +59,10 @@ def test_overrides_cover_every_default():
             '[[watchlist]]\nsymbol = "A"\n\n[[watchlist]]\nsymbol = "A"\n',
             "x.toml:4: watchlist[1]: entry 1 (A 1d) repeats entry 0",
         ),
+        (  # a bare symbol is fetched from Yahoo: the same series twice
+            '[[watchlist]]\nsymbol = "AAPL"\n[[watchlist]]\nsymbol = "yahoo:AAPL"\ninterval = "1D"\n',
+            "x.toml:3: watchlist[1]: entry 1 (yahoo:AAPL 1d) repeats entry 0",
+        ),
         (
             '[[watchlist]]\nsymbol = "yahoo:A"\nsource = "binance"\n',
             "symbol says source 'yahoo' but source = 'binance'",

@@ -44,6 +44,27 @@ def test_append_and_score_are_idempotent():
     assert full["scored_at"].iloc[0] == h["scored_at"].iloc[0]  # earlier score untouched
 
 
+def test_a_bar_that_has_not_closed_yet_is_not_scored(tmp_path):
+    """A still-forming bar can be in the store (an imported CSV exported mid-day, fetch
+    --include-partial); scoring it would freeze a close that is not final."""
+    today = pd.Timestamp("2024-01-12", tz="UTC")
+    h = forecasts.append(forecasts.empty_history(), fc(10, (110.5,)))  # target: 2024-01-12
+    assert h["target_time"].iloc[0] == today
+    midday = today + pd.Timedelta(hours=12)
+    assert np.isnan(forecasts.score(h, PRICES, now=midday, interval="1d")["actual"].iloc[0])
+    closed = forecasts.score(h, PRICES, now=today + pd.Timedelta(days=1), interval="1d")
+    assert closed["actual"].iloc[0] == 111.0
+    # the path `lstmcast run` takes: today's bar is stored but still forming
+    forming = PRICES.copy()
+    forming.index = forming.index + (pd.Timestamp.now(tz="UTC").floor("D") - today)
+    recent = forecasts.Forecast(
+        key=KEY, run_id="r1", origin=forming.index[10], last_close=110.0,
+        target_times=(forming.index[11],), predicted=(110.5,),
+    )
+    history = forecasts.record(tmp_path, recent, frame=forming)
+    assert history["actual"].isna().all() and history["scored_at"].isna().all()
+
+
 def test_summary_compares_with_naive():
     h = forecasts.append(forecasts.empty_history(), fc(3, (104.5,)))
     h = forecasts.append(h, fc(4, (104.0,), run_id="r2"))  # calls a fall: a miss

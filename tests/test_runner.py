@@ -156,6 +156,61 @@ def test_interrupt_stops_the_run_and_propagates(tmp_path):
     assert ("fetch", "CCC") not in fake.calls
 
 
+def test_sigterm_that_a_step_wraps_as_its_own_error_still_stops_the_run(tmp_path, caplog):
+    """Vendor layers wrap whatever their call raises (yahoo's classifier, fetch_series' result): a
+    SIGTERM arriving inside one must still end the run as interrupted, even in the last entry."""
+    from lstmcast.errors import DataSourceError
+
+    fake = FakeSteps(tmp_path)
+    steps = fake.steps()
+
+    def fetch(e):
+        if e.symbol == "CCC":
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0)
+            except Exception as err:  # what a vendor wrapper does with any exception
+                raise DataSourceError(f"Yahoo Finance failed: {err}") from err
+        return steps.fetch(e)
+
+    wrapped = runner.Steps(fetch, *(getattr(steps, f) for f in runner.Steps.__dataclass_fields__ if f != "fetch"))
+    log = logging.getLogger("test.runner")
+    with caplog.at_level(logging.INFO, logger="test.runner"), runlog.sigterm_stops() as stop:
+        with pytest.raises(InterruptedRun, match="SIGTERM"):
+            runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=wrapped, log=log, stop=stop)
+    assert "(interrupted), exit code 130" in caplog.text
+    assert "CCC 1d: failed at fetch" not in caplog.text
+
+
+def test_sigterm_between_history_and_latest_json_finishes_both(tmp_path):
+    """history.parquet and latest.json are one update: a stop arriving between the two writes
+    (here: while latest.json is being rendered) takes effect after both."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class SignalledForecast(forecasts.Forecast):
+        def to_dict(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0)
+            return super().to_dict()
+
+    steps = FakeSteps(tmp_path).steps()
+
+    def forecast(e):
+        return SignalledForecast(**vars(steps.forecast(e)))
+
+    wrapped = runner.Steps(
+        *(forecast if f == "forecast" else getattr(steps, f) for f in runner.Steps.__dataclass_fields__)
+    )
+    with runlog.sigterm_stops() as stop, pytest.raises(InterruptedRun, match="SIGTERM"):
+        runner.run_watchlist(
+            tmp_path, parse_config(CONFIG), only=["AAA"], steps=wrapped, log=logging.getLogger("t"), stop=stop
+        )
+    key = SeriesKey("import", "AAA", "1d")
+    assert len(forecasts.load_history(tmp_path, key)) == 1
+    assert forecasts.latest(tmp_path, key) is not None  # written too, not left behind the history
+
+
 def test_sigterm_is_deferred_over_a_critical_block():
     done = False
     with runlog.sigterm_stops() as stop:

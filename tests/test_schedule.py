@@ -96,6 +96,24 @@ def test_cron_line_runs_under_env_i(tmp_path, config, data_dir):
     assert "\x1b[" not in log
 
 
+def test_cron_line_with_spaces_and_quotes_in_paths_runs_under_env_i(tmp_path):
+    data_dir = tmp_path / "my data's dir"
+    data_dir.mkdir()
+    config = tmp_path / "conf dir" / "my config.toml"
+    config.parent.mkdir()
+    config.write_text("keep_runs = 3\n")
+    tab = tmp_path / "tab"
+    schedule.install("0 6 * * *", config_path=config, data_dir=data_dir, tabfile=tab)
+    entry, _ = schedule.show(data_dir=data_dir, tabfile=tab)
+    assert entry is not None and entry.cron == "0 6 * * *"
+    proc = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", entry.command], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert f"config {config}, data directory {data_dir}" in (data_dir / "logs" / "lstmcast.log").read_text()
+    assert schedule.remove(data_dir=data_dir, tabfile=tab) == entry and tab.read_text() == ""
+
+
 @pytest.mark.parametrize("expr", ["61 * * * *", "* * *", "bogus", "0 6 * * * *", "@reboot"])
 def test_invalid_cron_is_a_config_error(cli, config, tmp_path, expr):
     r = cli("schedule", "install", "--cron", expr, "--tabfile", str(tmp_path / "tab"))

@@ -203,9 +203,9 @@ class RunConfig(BaseModel):
     @field_validator("watchlist")
     @classmethod
     def _no_duplicates(cls, entries: tuple[WatchEntry, ...]) -> tuple[WatchEntry, ...]:
-        seen: dict[tuple[str | None, str, str], int] = {}
+        seen: dict[tuple[str, str, str], int] = {}
         for i, e in enumerate(entries):
-            k = (e.source, e.symbol, e.interval)
+            k = (e.source or "yahoo", e.symbol, e.interval)  # a bare symbol is fetched from Yahoo
             if k in seen:
                 raise PydanticCustomError(
                     "duplicate_entry", "entry {index} ({entry}) repeats entry {first}",

@@ -187,18 +187,29 @@ def _keys(frame: pd.DataFrame) -> pd.Series:
     )
 
 
-def score(history: pd.DataFrame, frame: pd.DataFrame, *, now: pd.Timestamp | None = None) -> pd.DataFrame:
+def score(
+    history: pd.DataFrame, frame: pd.DataFrame, *, now: pd.Timestamp | None = None, interval: str | None = None
+) -> pd.DataFrame:
     """Fill ``actual`` for rows whose target bar is in ``frame`` (the stored prices). Idempotent:
-    rows already scored keep their value; rows whose bar does not exist yet stay empty."""
+    rows already scored keep their value; rows whose bar does not exist yet stay empty.
+
+    With ``interval``, a bar that has not closed by ``now`` (open time + interval) is left for a
+    later run: a still-forming bar can be stored (an import, ``fetch --include-partial``), and a
+    score, once written, is never revised."""
     if history.empty:
         return history
+    from lstmcast.data.calendar import parse_interval
+
+    now = now or pd.Timestamp.now(tz="UTC")
     out = history.copy()
     todo = out["actual"].isna() & out["target_time"].isin(frame.index)
+    if interval is not None:
+        todo &= out["target_time"] + parse_interval(interval).delta <= now
     if todo.any():
         out.loc[todo, "actual"] = (
             frame["close"].reindex(out.loc[todo, "target_time"]).to_numpy(dtype="float64")
         )
-        out.loc[todo, "scored_at"] = (now or pd.Timestamp.now(tz="UTC")).floor("s")
+        out.loc[todo, "scored_at"] = now.floor("s")
     return out
 
 
@@ -263,7 +274,7 @@ def record(data_dir: Path, forecast: Forecast, *, frame: pd.DataFrame | None = N
     prices), write the history and ``latest.json``. Returns the new history."""
     history = append(load_history(data_dir, forecast.key), forecast)
     if frame is not None:
-        history = score(history, frame)
+        history = score(history, frame, interval=forecast.key.interval)
     save_history(data_dir, forecast.key, history)
     atomic.write_json(latest_path(data_dir, forecast.key), forecast.to_dict())
     return history
@@ -274,7 +285,7 @@ def rescore(data_dir: Path, key: SeriesKey, frame: pd.DataFrame) -> pd.DataFrame
     history = load_history(data_dir, key)
     if history.empty:
         return history
-    scored = score(history, frame)
+    scored = score(history, frame, interval=key.interval)
     if not scored["actual"].equals(history["actual"]):
         save_history(data_dir, key, scored)
     return scored

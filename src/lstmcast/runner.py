@@ -9,6 +9,7 @@ one entry: it stops the whole run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -246,7 +247,8 @@ def _run_entry(
             log.info("%s: no new complete bars since the current model's data; not retrained", entry)
         between("forecast")
         fc = steps.forecast(entry)
-        out.forecast, out.scored = _record_forecast(data_dir, fc)
+        with stop.critical() if stop is not None else contextlib.nullcontext():  # history + latest.json
+            out.forecast, out.scored = _record_forecast(data_dir, fc)
         log.info(
             "%s: forecast %s (model %s)%s",
             entry,
@@ -262,9 +264,11 @@ def _run_entry(
     except InterruptedRun:
         raise
     except LstmcastError as e:
+        _stop_if_requested(stop, f"{stage} of {entry}", e)
         out.error = f"{stage}: {e}"
         log.error("%s: failed at %s: %s", entry, stage, e)
     except Exception as e:  # a bug in one entry must not stop the others; keep its traceback in the log
+        _stop_if_requested(stop, f"{stage} of {entry}", e)
         out.error = f"{stage}: {type(e).__name__}: {e}"
         log.exception("%s: failed at %s with an unexpected error", entry, stage)
     finally:
@@ -272,6 +276,13 @@ def _run_entry(
     if out.ok:
         log.info("%s: ok in %.1fs", entry, out.seconds)
     return out
+
+
+def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
+    """A step's own error wrapping (a vendor classifier, ``fetch_series``' result) can turn the stop
+    into an ordinary failure of one entry; when a stop was requested it is still a stop of the run."""
+    if stop is not None and stop.signal is not None:
+        raise InterruptedRun(f"stopped by signal during {where}: {e}") from e
 
 
 def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
