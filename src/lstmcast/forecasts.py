@@ -18,13 +18,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from lstmcast import atomic
-from lstmcast.data.store import _SYMBOL_SAFE, SeriesKey  # same file-name encoding as the price store
+from lstmcast.data.store import SeriesKey, key_folder, symbol_dirname
 from lstmcast.errors import DataError, DataNotFoundError, StoreError
 
 HISTORY_COLUMNS = (
@@ -115,11 +114,7 @@ class Forecast:
 
 
 def folder(data_dir: Path, key: SeriesKey) -> Path:
-    root = (Path(data_dir) / "forecasts").resolve()
-    path = (root / key.source / quote(key.symbol, safe=_SYMBOL_SAFE) / key.interval).resolve()
-    if not path.is_relative_to(root):  # belt and braces after check_symbol
-        raise DataError(f"symbol {key.symbol!r} would escape the data directory")
-    return path
+    return key_folder(Path(data_dir) / "forecasts", key) / key.interval
 
 
 def history_path(data_dir: Path, key: SeriesKey) -> Path:
@@ -305,7 +300,7 @@ def find_series(data_dir: Path, spec: str, interval: str) -> SeriesKey:
         return key
     sources = sorted(
         p.parents[2].name
-        for p in root.glob(f"*/{quote(symbol, safe=_SYMBOL_SAFE)}/{interval}/history.parquet")
+        for p in root.glob(f"*/{symbol_dirname(symbol)}/{interval}/history.parquet")
     )
     if not sources:
         raise DataNotFoundError(f"no forecasts for {symbol} {interval} yet; `lstmcast run` writes them")
