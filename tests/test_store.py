@@ -117,6 +117,20 @@ def test_upsert_removes_temp_files_orphaned_by_a_killed_writer(store):
     assert len(store.load(key)) == 2
 
 
+def test_manifest_left_stale_by_a_killed_writer_is_rebuilt(store):
+    """The data file is replaced before its manifest: a kill in between must not leave a lying manifest."""
+    key = SeriesKey("import", "AAPL", "1d")
+    store.upsert(key, frame_from({0: 1.0, 1: 2.0}))
+    store._write_frame(key, frame_from({0: 1.0, 1: 2.0, 2: 3.0}))  # the write a SIGTERM cut short
+    m = store.manifest(key)
+    assert m["rows"] == 3 and m["last"] == (BASE + pd.Timedelta(days=2)).isoformat()
+    assert m["sha256"] == atomic.sha256_file(store.data_path(key))
+    assert [x["rows"] for x in store.list()] == [3]
+    # a manifest lost altogether (killed before the first manifest was written) is rebuilt too
+    store.manifest_path(key).unlink()
+    assert store.manifest(key)["rows"] == 3 and store.manifest_path(key).exists()
+
+
 def test_load_missing_series_suggests_fetch_or_import(store):
     with pytest.raises(DataNotFoundError, match="lstmcast fetch.*lstmcast import"):
         store.load(SeriesKey("import", "NOPE", "1d"))

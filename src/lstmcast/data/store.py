@@ -24,7 +24,7 @@ import pandas as pd
 
 from lstmcast import atomic
 from lstmcast.data import calendar, schema
-from lstmcast.errors import DataError, DataNotFoundError, LockedError, StoreError
+from lstmcast.errors import DataError, DataNotFoundError, LockedError, LstmcastError, StoreError
 
 MANIFEST_VERSION = 1
 LOCK_TIMEOUT_S = 120.0
@@ -161,21 +161,50 @@ class Store:
         return schema.conform(frame)
 
     def manifest(self, key: SeriesKey) -> dict[str, Any]:
-        path = self.manifest_path(key)
-        if not path.exists():
+        """The series' manifest, rebuilt from the data file if a killed writer left it stale or missing.
+
+        The data file is replaced before its manifest; a process killed between the two leaves a
+        manifest that describes the previous file. Size and mtime recorded in the manifest catch that.
+        """
+        if not self.data_path(key).exists():
             raise DataNotFoundError(f"no stored data for {key}")
+        manifest = self._read_manifest(key)
+        if manifest is None or not self._describes_file(key, manifest):
+            with self.lock(key):
+                manifest = self._read_manifest(key)
+                if manifest is None or not self._describes_file(key, manifest):
+                    manifest = self._rebuild_manifest(key, manifest)
+        return manifest
+
+    def _read_manifest(self, key: SeriesKey) -> dict[str, Any] | None:
+        path = self.manifest_path(key)
         try:
             return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError) as e:
             raise StoreError(f"cannot read manifest {path}: {e}") from e
+
+    def _describes_file(self, key: SeriesKey, manifest: dict[str, Any]) -> bool:
+        st = self.data_path(key).stat()
+        return manifest.get("size") == st.st_size and manifest.get("mtime_ns") == st.st_mtime_ns
+
+    def _rebuild_manifest(self, key: SeriesKey, old: dict[str, Any] | None) -> dict[str, Any]:
+        frame = self.load(key)
+        kind = (old or {}).get("kind") or schema.KIND_PRICE
+        market = (old or {}).get("market") or calendar.infer_market(key.source, key.symbol)
+        manifest = self._build_manifest(key, frame, kind=kind, market=market, extra=None, old=old)
+        atomic.write_json(self.manifest_path(key), manifest)
+        return manifest
 
     def list(self) -> list[dict[str, Any]]:
         """Manifests of every stored series, sorted by source, symbol, interval."""
         out = []
-        for path in sorted(self.series_root.glob("*/*/*.json")):
+        for path in sorted(self.series_root.glob("*/*/*.parquet")):
             try:
-                out.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
+                key = SeriesKey(path.parent.parent.name, symbol_from_dirname(path.parent.name), path.stem)
+                out.append(self.manifest(key))
+            except LstmcastError:  # a stray file that is not a series, or a damaged one: not listed
                 continue
         return sorted(out, key=lambda m: (m["source"], m["symbol"], m["interval"]))
 
@@ -219,7 +248,7 @@ class Store:
         ``market`` default to what the manifest already says.
         """
         with self.lock(key):
-            old_manifest = self._manifest_or_none(key)
+            old_manifest = self._read_manifest(key)  # raw: we hold the lock, and rewrite it below
             kind = kind or (old_manifest or {}).get("kind") or schema.KIND_PRICE
             market = market or (old_manifest or {}).get("market") or calendar.infer_market(key.source, key.symbol)
             calendar.check_market(market)
@@ -250,12 +279,6 @@ class Store:
         for name in (self.data_path(key).name, self.manifest_path(key).name):
             for tmp in folder.glob(f".{name}.*.tmp"):
                 tmp.unlink(missing_ok=True)
-
-    def _manifest_or_none(self, key: SeriesKey) -> dict[str, Any] | None:
-        try:
-            return self.manifest(key)
-        except DataNotFoundError:
-            return None
 
     def _write_frame(self, key: SeriesKey, frame: pd.DataFrame) -> None:
         import pyarrow as pa
@@ -299,6 +322,8 @@ class Store:
                 },
                 "file": self.data_path(key).name,
                 "sha256": atomic.sha256_file(self.data_path(key)),
+                "size": self.data_path(key).stat().st_size,
+                "mtime_ns": self.data_path(key).stat().st_mtime_ns,
                 "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
         )
