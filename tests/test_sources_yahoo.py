@@ -123,3 +123,13 @@ def test_daily_bar_dates_do_not_depend_on_machine_tz(tmp_path, tz):
                          env=subprocess_env(TZ=tz), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2013-01-02T00:00:00+00:00", "2023-09-21T00:00:00+00:00", "2699"]
+
+
+def test_first_fetch_with_only_end_gets_all_history_before_it(store):
+    # yfinance turns "end, no start" into one month before end; the first fetch must get it all.
+    fake = FakeYahoo()
+    r = fetch_series(store, "AAPL", end="2020-01-01", session=fake, **NO_WAIT)
+    assert r.status == "ok", r.error
+    frame = store.load(r.key)
+    assert frame.index[0] == pd.Timestamp("2013-01-02", tz="UTC")
+    assert frame.index[-1] == pd.Timestamp("2019-12-31", tz="UTC")

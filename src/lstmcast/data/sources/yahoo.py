@@ -184,11 +184,12 @@ def fetch_bars(
 
     kwargs: dict[str, Any] = {"interval": yf_interval, "auto_adjust": False, "actions": False,
                               "repair": False, "timeout": 10}
-    if start is None and end is None:
+    if start is None:
+        # yfinance reads "end without start" as the month before end; "max" keeps the whole history.
         kwargs["period"] = "max"
     else:
-        if start is not None:
-            kwargs["start"] = int(pd.Timestamp(start).timestamp())
+        kwargs["start"] = int(pd.Timestamp(start).timestamp())
+    if start is not None or end is not None:
         kwargs["end"] = int(pd.Timestamp(end if end is not None else pd.Timestamp.now("UTC")).timestamp())
     if session is None:
         from yfinance.data import new_session
