@@ -232,6 +232,13 @@ def fetch_series(
             result.notes.append(f"left out {dropped} still-forming bar(s); --include-partial stores them")
     if start_ts is not None and not len(old):
         frame = frame[frame.index >= start_ts.normalize() if iv.daily_or_longer else frame.index >= start_ts]
+    if full and partial_error is not None and store.exists(key):
+        # --full replaces the series; the pages received before the failure are not all of it.
+        result.error = f"{partial_error}; --full stopped half-way, so the stored series was left as it was"
+        result.error_type = type(partial_error).__name__
+        result.rows_stored = store.manifest(key)["rows"]
+        result.seconds = time.monotonic() - t0
+        return result
     if len(frame) == 0 and not len(old) and partial_error is None:
         result.error = f"{name} returned no {iv.name} bars for {symbol} in the requested range"
         result.error_type = DataSourceError.__name__
