@@ -120,3 +120,12 @@ def test_full_refetch_failing_half_way_keeps_the_stored_series(store):
     m = store.manifest(r.key)
     assert m["rows"] == 1770 and m["last"] == "2019-10-17T00:00:00+00:00"
     assert m["extra"]["last_fetch"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_retry_after_is_honoured(store, status):
+    waits: list[float] = []
+    with FakeBinance(script=[status], page_max=500, retry_after="7") as fb:
+        r = fetch(store, fb, sleep=waits.append, policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
+    assert r.status == "ok" and r.rows_added == 1770
+    assert waits == [7.0]
