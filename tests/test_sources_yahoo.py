@@ -133,3 +133,13 @@ def test_first_fetch_with_only_end_gets_all_history_before_it(store):
     frame = store.load(r.key)
     assert frame.index[0] == pd.Timestamp("2013-01-02", tz="UTC")
     assert frame.index[-1] == pd.Timestamp("2019-12-31", tz="UTC")
+
+
+def test_retry_after_is_honoured(store):
+    waits: list[float] = []
+    fake = FakeYahoo(script=[429, 429])
+    fake.retry_after = "7"
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append,
+                     policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
+    assert r.status == "ok" and r.rows_added == 2699
+    assert waits == [7.0]
