@@ -121,7 +121,8 @@ class FakeBinance:
                 return self._send(h, 400, {"code": -1121, "msg": "Invalid symbol."})
             step = self.script.pop(0) if self.script else None
             if step in (429, 418):
-                return self._send(h, step, {"code": -1003, "msg": "Too many requests"}, {"Retry-After": self.retry_after})
+                return self._send(h, step, {"code": -1003, "msg": "Too many requests"},
+                                  {"Retry-After": self.retry_after})
             if isinstance(step, int):  # a 5xx from the load balancer: plain text, not Binance JSON
                 body = b"Internal Server Error"
                 h.send_response(step)
