@@ -98,6 +98,30 @@ def resolve_source(spec: str, source: str | None = None) -> tuple[str, str, str]
     return vendor, name, symbol
 
 
+def check_request(specs: Sequence[str], *, interval: str, start: Any = None, end: Any = None,
+                  source: str | None = None) -> None:
+    """Check symbols, interval and dates before any request; a ``UsageError`` names the culprit.
+
+    The interval is checked against what each symbol's source offers (Yahoo has no 4h bars);
+    an exchange's own list of timeframes is only known once its markets load.
+    """
+    from lstmcast.data.sources import ccxt_source, yahoo
+
+    start_ts, end_ts = calendar.parse_utc(start, what="--start"), calendar.parse_utc(end, what="--end")
+    if start_ts is not None and end_ts is not None and start_ts >= end_ts:
+        raise UsageError(f"--start ({start_ts.date()}) must be before --end ({end_ts.date()})")
+    try:
+        name = calendar.parse_interval(interval).name
+    except LstmcastError:
+        name = interval
+    for spec in specs:
+        vendor, source_name, _ = resolve_source(spec, source)
+        offered = yahoo.INTERVALS if vendor == "yahoo" else ccxt_source.TIMEFRAMES
+        if name not in offered:
+            where = "Yahoo Finance" if vendor == "yahoo" else source_name
+            raise UsageError(f"{where} has no {interval} bars; supported intervals: {', '.join(offered)}")
+
+
 def drop_partial(
     frame: pd.DataFrame, interval: calendar.Interval, *, now: pd.Timestamp, session_end: pd.Timestamp | None = None,
     exchange_tz: str | None = None,
