@@ -129,3 +129,12 @@ def test_retry_after_is_honoured(store, status):
         r = fetch(store, fb, sleep=waits.append, policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
     assert r.status == "ok" and r.rows_added == 1770
     assert waits == [7.0]
+
+
+def test_full_refetch_failing_at_once_reports_the_rows_still_stored(store):
+    with FakeBinance(page_max=500) as fb:
+        assert fetch(store, fb).rows_added == 1770
+    with FakeBinance(script=[429] * 100) as fb:
+        r = fetch(store, fb, full=True, policy=RetryPolicy(attempts=2))
+    assert r.status == "failed" and "rate-limited" in r.error
+    assert r.rows_stored == 1770 and store.manifest(r.key)["rows"] == 1770

@@ -246,7 +246,8 @@ def fetch_series(
                 partial_error = got.error
     except LstmcastError as e:
         result.error, result.error_type = str(e), type(e).__name__
-        result.rows_stored = len(old)
+        # with --full, ``old`` was never loaded; the stored series is still there
+        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
         result.seconds = time.monotonic() - t0
         return result
 
