@@ -55,8 +55,10 @@ EXCHANGE_INFO = {
 class FakeBinance:
     """Start with ``with FakeBinance() as fb:``; ``fb.overrides`` plugs it into ccxt.binance."""
 
-    def __init__(self, klines: list[list] | None = None, *, page_max: int = 500, script: list | None = None):
+    def __init__(self, klines: list[list] | None = None, *, page_max: int = 500, script: list | None = None,
+                 retry_after: str = "0"):
         self.klines = klines if klines is not None else btc_klines()
+        self.retry_after = retry_after  # the Retry-After header sent with 429 and 418
         self.page_max = page_max
         self.script = list(script or [])
         self.requests: list[dict] = []
@@ -119,7 +121,8 @@ class FakeBinance:
                 return self._send(h, 400, {"code": -1121, "msg": "Invalid symbol."})
             step = self.script.pop(0) if self.script else None
             if step in (429, 418):
-                return self._send(h, step, {"code": -1003, "msg": "Too many requests"}, {"Retry-After": "0"})
+                return self._send(h, step, {"code": -1003, "msg": "Too many requests"},
+                                  {"Retry-After": self.retry_after})
             if isinstance(step, int):  # a 5xx from the load balancer: plain text, not Binance JSON
                 body = b"Internal Server Error"
                 h.send_response(step)

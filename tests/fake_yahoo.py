@@ -74,6 +74,7 @@ class FakeYahoo(requests.Session):
         self.bars = bars if bars is not None else {"AAPL": sample_bars()}
         self.script = list(script or [])
         self.log: list[tuple[str, dict]] = []
+        self.retry_after = "1"  # the Retry-After header sent with 429
         adapter = _Adapter(self)
         self.mount("https://", adapter)
         self.mount("http://", adapter)
@@ -93,7 +94,7 @@ class FakeYahoo(requests.Session):
             symbol = parts.path.rsplit("/", 1)[-1]
             step = self.script.pop(0) if self.script else None
             if step == 429:
-                return 429, "Too Many Requests", {"retry-after": "1"}
+                return 429, "Too Many Requests", {"retry-after": self.retry_after}
             if isinstance(step, int):
                 return step, "<html><body>Internal Server Error</body></html>", {"content-type": "text/html"}
             if step == "malformed":

@@ -77,3 +77,32 @@ def test_table_output_and_exit_0(cli, monkeypatch):
         r = cli("fetch", "binance:BTC/USDT", "--end", "2019-10-18")
     assert r.exit_code == 0, r.output
     assert "binance:BTC/USDT" in r.stdout and "1770" in r.stdout and "ok" in r.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["AAPL", "MSFT", "--start", "notadate"], "--start 'notadate' is not a date"),
+    (["AAPL", "--start", "2020-02-01", "--end", "2020-01-01"], "--start (2020-02-01) must be before --end"),
+    (["AAPL", "--interval", "4h"], "no 4h bars; supported intervals: 1m, 5m, 15m, 30m, 1h, 1d, 1wk"),
+    (["AAPL", "--interval", "2h"], "no 2h bars; supported intervals: 1m, 5m, 15m, 30m, 1h, 1d, 1wk"),
+    (["binance:BTC/USDT", "--interval", "2h"], "no 2h bars; supported intervals: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1wk"),
+])
+def test_bad_dates_and_intervals_are_usage_errors_before_any_request(cli, data_dir, monkeypatch, args, expected):
+    import socket
+
+    def no_network(*a, **kw):
+        raise AssertionError("no request may be made for a bad command line")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    r = cli("fetch", *args)
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and expected in lines[0], r.stderr
+    assert not (data_dir / "series").exists()
+
+
+def test_help_names_intervals_per_source(run_cli):
+    from conftest import subprocess_env
+
+    r = run_cli("fetch", "--help", env=subprocess_env(COLUMNS="200"))
+    assert r.returncode == 0
+    assert "1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk" in r.stdout

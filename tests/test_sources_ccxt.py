@@ -107,3 +107,34 @@ def test_connection_refused_is_unreachable_fast(store):
     assert "cannot reach binance" in r.error and "lstmcast import" in r.error
     assert sum(waits) <= RetryPolicy().unreachable_elapsed_s
     assert not (store.root / "series").exists() or not store.exists(r.key)
+
+
+def test_full_refetch_failing_half_way_keeps_the_stored_series(store):
+    with FakeBinance(page_max=500) as fb:
+        assert fetch(store, fb).rows_added == 1770
+    with FakeBinance(script=[None, None] + [500] * 50, page_max=500) as fb:
+        r = fetch(store, fb, full=True, policy=RetryPolicy(attempts=3))
+    # Replacing 1770 bars with the 1000 received before the failure would lose history.
+    assert r.status == "failed" and "network error" in r.error and "left as it was" in r.error
+    assert r.rows_stored == 1770
+    m = store.manifest(r.key)
+    assert m["rows"] == 1770 and m["last"] == "2019-10-17T00:00:00+00:00"
+    assert m["extra"]["last_fetch"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_retry_after_is_honoured(store, status):
+    waits: list[float] = []
+    with FakeBinance(script=[status], page_max=500, retry_after="7") as fb:
+        r = fetch(store, fb, sleep=waits.append, policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
+    assert r.status == "ok" and r.rows_added == 1770
+    assert waits == [7.0]
+
+
+def test_full_refetch_failing_at_once_reports_the_rows_still_stored(store):
+    with FakeBinance(page_max=500) as fb:
+        assert fetch(store, fb).rows_added == 1770
+    with FakeBinance(script=[429] * 100) as fb:
+        r = fetch(store, fb, full=True, policy=RetryPolicy(attempts=2))
+    assert r.status == "failed" and "rate-limited" in r.error
+    assert r.rows_stored == 1770 and store.manifest(r.key)["rows"] == 1770

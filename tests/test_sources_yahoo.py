@@ -123,3 +123,23 @@ def test_daily_bar_dates_do_not_depend_on_machine_tz(tmp_path, tz):
                          env=subprocess_env(TZ=tz), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2013-01-02T00:00:00+00:00", "2023-09-21T00:00:00+00:00", "2699"]
+
+
+def test_first_fetch_with_only_end_gets_all_history_before_it(store):
+    # yfinance turns "end, no start" into one month before end; the first fetch must get it all.
+    fake = FakeYahoo()
+    r = fetch_series(store, "AAPL", end="2020-01-01", session=fake, **NO_WAIT)
+    assert r.status == "ok", r.error
+    frame = store.load(r.key)
+    assert frame.index[0] == pd.Timestamp("2013-01-02", tz="UTC")
+    assert frame.index[-1] == pd.Timestamp("2019-12-31", tz="UTC")
+
+
+def test_retry_after_is_honoured(store):
+    waits: list[float] = []
+    fake = FakeYahoo(script=[429, 429])
+    fake.retry_after = "7"
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append,
+                     policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
+    assert r.status == "ok" and r.rows_added == 2699
+    assert waits == [7.0]

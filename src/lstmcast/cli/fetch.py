@@ -30,10 +30,10 @@ def fetch_cmd(
 
     Exit code 0 when every symbol succeeded, 3 when some failed, 1 when all failed.
     """
-    from lstmcast.data.update import fetch_many, resolve_source
+    from lstmcast.data.update import check_request, fetch_many
 
-    for spec in symbols:  # bad syntax fails before any network traffic
-        resolve_source(spec, source)
+    # bad symbols, dates or intervals fail once, as a usage error, before any network traffic
+    check_request(symbols, interval=interval, start=start, end=end, source=source)
     store = common.store(ctx)
     kwargs = dict(interval=interval, start=start, end=end, full=full, source=source,
                   include_partial=include_partial)

@@ -98,6 +98,30 @@ def resolve_source(spec: str, source: str | None = None) -> tuple[str, str, str]
     return vendor, name, symbol
 
 
+def check_request(specs: Sequence[str], *, interval: str, start: Any = None, end: Any = None,
+                  source: str | None = None) -> None:
+    """Check symbols, interval and dates before any request; a ``UsageError`` names the culprit.
+
+    The interval is checked against what each symbol's source offers (Yahoo has no 4h bars);
+    an exchange's own list of timeframes is only known once its markets load.
+    """
+    from lstmcast.data.sources import ccxt_source, yahoo
+
+    start_ts, end_ts = calendar.parse_utc(start, what="--start"), calendar.parse_utc(end, what="--end")
+    if start_ts is not None and end_ts is not None and start_ts >= end_ts:
+        raise UsageError(f"--start ({start_ts.date()}) must be before --end ({end_ts.date()})")
+    try:
+        name = calendar.parse_interval(interval).name
+    except LstmcastError:
+        name = interval
+    for spec in specs:
+        vendor, source_name, _ = resolve_source(spec, source)
+        offered = yahoo.INTERVALS if vendor == "yahoo" else ccxt_source.TIMEFRAMES
+        if name not in offered:
+            where = "Yahoo Finance" if vendor == "yahoo" else source_name
+            raise UsageError(f"{where} has no {interval} bars; supported intervals: {', '.join(offered)}")
+
+
 def drop_partial(
     frame: pd.DataFrame, interval: calendar.Interval, *, now: pd.Timestamp, session_end: pd.Timestamp | None = None,
     exchange_tz: str | None = None,
@@ -222,7 +246,8 @@ def fetch_series(
                 partial_error = got.error
     except LstmcastError as e:
         result.error, result.error_type = str(e), type(e).__name__
-        result.rows_stored = len(old)
+        # with --full, ``old`` was never loaded; the stored series is still there
+        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
         result.seconds = time.monotonic() - t0
         return result
 
@@ -232,6 +257,13 @@ def fetch_series(
             result.notes.append(f"left out {dropped} still-forming bar(s); --include-partial stores them")
     if start_ts is not None and not len(old):
         frame = frame[frame.index >= start_ts.normalize() if iv.daily_or_longer else frame.index >= start_ts]
+    if full and partial_error is not None and store.exists(key):
+        # --full replaces the series; the pages received before the failure are not all of it.
+        result.error = f"{partial_error}; --full stopped half-way, so the stored series was left as it was"
+        result.error_type = type(partial_error).__name__
+        result.rows_stored = store.manifest(key)["rows"]
+        result.seconds = time.monotonic() - t0
+        return result
     if len(frame) == 0 and not len(old) and partial_error is None:
         result.error = f"{name} returned no {iv.name} bars for {symbol} in the requested range"
         result.error_type = DataSourceError.__name__

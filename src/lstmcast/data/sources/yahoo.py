@@ -28,6 +28,9 @@ INTERVALS = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h", "1d
 OFFLINE_HINT = "check your connection, or use `lstmcast import FILE --symbol SYMBOL` for offline data"
 
 _config_lock = threading.Lock()
+# yfinance raises YFRateLimitError without the response, so the Retry-After of a 429 is noted by
+# the session's ``request`` (see ``_watch_retry_after``) in the thread that made the request.
+_rate_limit = threading.local()
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,31 @@ def _configure(cache_dir: Path | None) -> Any:
     return yf
 
 
+def _watch_retry_after(session: Any) -> None:
+    """Wrap ``session.request`` (once) to note the Retry-After of each 429 it receives."""
+    with _config_lock:
+        if getattr(session, "_lstmcast_watches_429", False):
+            return
+        inner = session.request
+
+        def request(*args: Any, **kwargs: Any) -> Any:
+            response = inner(*args, **kwargs)
+            if getattr(response, "status_code", None) == 429:
+                _rate_limit.retry_after = _retry_after(response)
+            return response
+
+        session.request = request
+        session._lstmcast_watches_429 = True
+
+
 def _classify(e: BaseException, symbol: str) -> Exception:
     """Map a yfinance / HTTP-client exception to our error tree."""
     from yfinance import exceptions as yfe
 
     name = type(e).__name__
     if isinstance(e, yfe.YFRateLimitError):
-        return TemporaryFetchError(f"Yahoo Finance rate-limited the request for {symbol} (HTTP 429)")
+        return TemporaryFetchError(f"Yahoo Finance rate-limited the request for {symbol} (HTTP 429)",
+                                   retry_after=getattr(_rate_limit, "retry_after", None))
     status = getattr(getattr(e, "response", None), "status_code", None)
     if name == "HTTPError" and isinstance(status, int):
         if status == 429:
@@ -184,16 +205,19 @@ def fetch_bars(
 
     kwargs: dict[str, Any] = {"interval": yf_interval, "auto_adjust": False, "actions": False,
                               "repair": False, "timeout": 10}
-    if start is None and end is None:
+    if start is None:
+        # yfinance reads "end without start" as the month before end; "max" keeps the whole history.
         kwargs["period"] = "max"
     else:
-        if start is not None:
-            kwargs["start"] = int(pd.Timestamp(start).timestamp())
+        kwargs["start"] = int(pd.Timestamp(start).timestamp())
+    if start is not None or end is not None:
         kwargs["end"] = int(pd.Timestamp(end if end is not None else pd.Timestamp.now("UTC")).timestamp())
     if session is None:
         from yfinance.data import new_session
 
         session = new_session()
+    _watch_retry_after(session)
+    _rate_limit.retry_after = None
     # yfinance memoises GET responses per process (past date ranges, the tz lookup); a retry must
     # really ask again rather than replay a cached 500.
     YfData.cache_get.cache_clear()
