@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.data import calendar, schema
-from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
 from lstmcast.errors import DataSourceError, LstmcastError, UsageError
 
@@ -213,7 +213,8 @@ def fetch_series(
     if len(old) and not full:
         # Re-fetch the last stored bar: it may have been stored before it was complete.
         fetch_from = old.index[-1] if start_ts is None else min(start_ts, old.index[-1])
-    retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep)  # noqa: E731
+    budget = RetryBudget()  # one wait allowance for the whole fetch, all pages together
+    retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep, budget=budget)  # noqa: E731
 
     frame = schema.empty_frame()
     tz: str | None = None

@@ -34,6 +34,14 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+@dataclass
+class RetryBudget:
+    """Seconds already spent waiting, shared by every request of one fetch (e.g. all its pages),
+    so that ``max_elapsed_s`` bounds the whole fetch, not each page."""
+
+    waited: float = 0.0
+
+
 def backoff_delay(attempt: int, policy: RetryPolicy, *, rng: random.Random | None = None) -> float:
     """Delay before retry number ``attempt`` (1-based), with jitter."""
     base = min(policy.max_delay_s, policy.base_delay_s * (2 ** (attempt - 1)))
@@ -48,14 +56,16 @@ def call_with_retry(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[int, TemporaryFetchError, float], None] | None = None,
     rng: random.Random | None = None,
+    budget: RetryBudget | None = None,
 ) -> T:
     """Call ``fn`` until it succeeds, raises a permanent error, or the policy is spent.
 
     The last ``TemporaryFetchError`` is re-raised when giving up, its ``attempts`` set to how
     often we tried.
-    ``sleep`` is injectable so tests never really wait.
+    ``sleep`` is injectable so tests never really wait. ``budget`` carries the time already
+    waited across calls; without one, each call has the policy's whole allowance.
     """
-    waited = 0.0
+    budget = budget if budget is not None else RetryBudget()
     attempt = 0
     while True:
         attempt += 1
@@ -68,13 +78,13 @@ def call_with_retry(
             delay = backoff_delay(attempt, policy, rng=rng)
             if e.retry_after is not None:
                 delay = max(delay, float(e.retry_after))
-            if attempt >= max_attempts or waited + delay > max_elapsed:
+            if attempt >= max_attempts or budget.waited + delay > max_elapsed:
                 e.attempts = attempt
                 raise
             if on_retry is not None:
                 on_retry(attempt, e, delay)
             sleep(delay)
-            waited += delay
+            budget.waited += delay
 
 
 _UNREACHABLE = (
