@@ -72,3 +72,12 @@ def test_budget_bounds_the_total_wait_across_pages():
     with pytest.raises(TemporaryFetchError):
         call_with_retry(fn, policy=POLICY, sleep=waits.append, budget=budget)
     assert waits == [25.0, 25.0] and budget.waited == 50.0
+
+
+def test_brief_keeps_vendor_messages_to_one_short_line():
+    from lstmcast.data.sources.retry import brief
+
+    assert brief(ValueError("first line\nsecond")) == "first line"
+    long = brief(ValueError("x" * 1000))
+    assert len(long) == 200 and long.endswith("...")
+    assert brief(ValueError()) == "ValueError"

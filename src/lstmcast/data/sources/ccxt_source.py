@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from lstmcast.data import schema
-from lstmcast.data.sources.retry import looks_unreachable
+from lstmcast.data.sources.retry import brief, looks_unreachable
 from lstmcast.errors import DataSourceError, ServiceUnreachableError, TemporaryFetchError
 
 T = TypeVar("T")
@@ -90,7 +90,7 @@ def wrap_error(e: Exception, exchange: Any, what: str) -> Exception:
     import ccxt
 
     ex = exchange.id
-    short = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+    short = brief(e)
     if isinstance(e, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         return TemporaryFetchError(f"{ex} rate-limited {what} ({type(e).__name__}): {short}",
                                    retry_after=_retry_after(exchange))

@@ -87,6 +87,12 @@ def call_with_retry(
             budget.waited += delay
 
 
+def brief(e: BaseException, *, limit: int = 200) -> str:
+    """A vendor exception as one short line for our messages (vendors put whole responses in theirs)."""
+    text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 _UNREACHABLE = (
     "could not resolve", "name or service not known", "nodename nor servname", "temporary failure in name",
     "failed to resolve", "name resolution", "getaddrinfo", "dnserror", "connection refused",

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from lstmcast.data import schema
-from lstmcast.data.sources.retry import looks_unreachable
+from lstmcast.data.sources.retry import brief, looks_unreachable
 from lstmcast.errors import DataSourceError, ServiceUnreachableError, TemporaryFetchError
 
 SOURCE = "yahoo"
@@ -111,7 +111,7 @@ def _classify(e: BaseException, symbol: str) -> Exception:
             f"Yahoo Finance has no data for {symbol!r} ({reason}); check the symbol on finance.yahoo.com"
         )
     if isinstance(e, yfe.YFInvalidPeriodError):
-        return DataSourceError(f"Yahoo Finance rejected the request for {symbol}: {e}")
+        return DataSourceError(f"Yahoo Finance rejected the request for {symbol}: {brief(e)}")
     if isinstance(e, yfe.YFDataException) and "CURRENTLY DOWN" in str(e).upper():
         return TemporaryFetchError(f"Yahoo Finance is down for maintenance (fetching {symbol})")
     if isinstance(e, json.JSONDecodeError) or name == "JSONDecodeError":
@@ -124,13 +124,13 @@ def _classify(e: BaseException, symbol: str) -> Exception:
     transient = {"Timeout", "ReadTimeout", "ConnectTimeout", "ConnectionError", "ChunkedEncodingError",
                  "RemoteDisconnected", "ProtocolError", "IncompleteRead", "RequestException", "CurlError"}
     if name in transient or isinstance(e, OSError | TimeoutError):
-        return TemporaryFetchError(f"network error talking to Yahoo Finance for {symbol}: {name}: {e}")
+        return TemporaryFetchError(f"network error talking to Yahoo Finance for {symbol}: {name}: {brief(e)}")
     if isinstance(e, KeyError | TypeError | IndexError | ValueError):
         # A chart response missing the fields yfinance expects: usually a truncated or odd reply.
-        return TemporaryFetchError(f"Yahoo Finance sent an unexpected response for {symbol} ({name}: {e})")
+        return TemporaryFetchError(f"Yahoo Finance sent an unexpected response for {symbol} ({name}: {brief(e)})")
     if isinstance(e, yfe.YFException):
-        return DataSourceError(f"Yahoo Finance error for {symbol}: {e}")
-    return DataSourceError(f"Yahoo Finance request for {symbol} failed: {name}: {e}")
+        return DataSourceError(f"Yahoo Finance error for {symbol}: {brief(e)}")
+    return DataSourceError(f"Yahoo Finance request for {symbol} failed: {name}: {brief(e)}")
 
 
 def _retry_after(response: Any) -> float | None:
