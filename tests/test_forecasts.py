@@ -110,3 +110,19 @@ def test_cli_forecasts_table_and_json(cli, data_dir):
     assert "r2" in r.stdout and "r1" not in r.stdout and "vs naive" in r.stdout
     r = cli("forecasts", "ETH/USD")
     assert r.exit_code == 1 and "no forecasts for ETH/USD 1d yet" in r.stderr
+
+
+def test_cli_forecasts_scores_outcomes_that_arrived_after_the_run(cli, data_dir):
+    """A forecast recorded before its target bar existed is scored once the bar is in the store
+    (e.g. after a manual fetch), without waiting for the next `lstmcast run`."""
+    from lstmcast.data.store import Store
+
+    early = PRICES.iloc[:5]
+    forecasts.record(data_dir, fc(4, (105.5,)), frame=early)  # target 2024-01-06 not stored yet
+    assert forecasts.load_history(data_dir, KEY)["actual"].isna().all()
+    bars = PRICES.assign(open=PRICES.close, high=PRICES.close, low=PRICES.close, volume=1.0)
+    Store(data_dir).upsert(KEY, bars, market="crypto")
+    out = json.loads(cli("forecasts", "BTC/USD", "--json").stdout)
+    assert out["rows"][0]["actual"] == 105.0 and out["live"]["n"] == 1
+    # display only: the history file itself is left to `lstmcast run`, which holds the run lock
+    assert forecasts.load_history(data_dir, KEY)["actual"].isna().all()

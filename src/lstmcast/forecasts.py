@@ -275,17 +275,6 @@ def record(data_dir: Path, forecast: Forecast, *, frame: pd.DataFrame | None = N
     return history
 
 
-def rescore(data_dir: Path, key: SeriesKey, frame: pd.DataFrame) -> pd.DataFrame:
-    """Fill outcomes for a series' stored history without adding a forecast (no-op if none)."""
-    history = load_history(data_dir, key)
-    if history.empty:
-        return history
-    scored = score(history, frame, interval=key.interval)
-    if not scored["actual"].equals(history["actual"]):
-        save_history(data_dir, key, scored)
-    return scored
-
-
 def find_series(data_dir: Path, spec: str, interval: str) -> SeriesKey:
     """The series with forecasts that ``SYMBOL`` or ``SOURCE:SYMBOL`` means."""
     from lstmcast.data.store import check_symbol, parse_spec

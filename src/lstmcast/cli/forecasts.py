@@ -20,6 +20,9 @@ def forecasts_cmd(
     data_dir = common.settings(ctx).data_dir
     key = forecasts.find_series(data_dir, symbol, interval)
     history = forecasts.load_history(data_dir, key)
+    st = common.store(ctx)
+    if st.exists(key):  # outcomes that arrived since the last run (a manual fetch): scored in memory
+        history = forecasts.score(history, st.load(key), interval=key.interval)
     live = forecasts.summary(history)
     origins = sorted(history["origin"].unique())[-last:]
     recent = history[history["origin"].isin(origins)].sort_values(["origin", "run_id", "step"])
