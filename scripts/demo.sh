@@ -21,5 +21,10 @@ run models list BTC-USD
 run predict BTC-USD
 # Walk-forward: refit every 50 origins over the last 250 bars, against naive, drift, moving average, mean return.
 run backtest BTC-USD --refit-every 50 --epochs 10 --plot "$LSTMCAST_HOME/backtest-BTC-USD.png"
+# The cron path, offline: the watchlist in scripts/demo.toml holds the imported sample (not fetched);
+# --force trains a challenger, scores it against the current model on the same held-out bars, promotes
+# it only if it is better, and records the forecast.
+run run --config scripts/demo.toml --force
+run forecasts BTC-USD
 echo
-echo "demo done: data, model and plot under $LSTMCAST_HOME"
+echo "demo done: data, models, forecasts, logs and the plot are under $LSTMCAST_HOME"
