@@ -97,3 +97,14 @@ def test_backtest_errors(cli, trained, args, code, message):
     assert r.exit_code == code, r.output
     assert message in r.stderr
     assert "Traceback" not in r.output
+
+
+def test_predict_and_backtest_take_a_unique_run_id_prefix(cli, trained):
+    """`--model` takes a unique prefix of a run id, as `models show` does."""
+    prefix = trained[:-3]
+    r = cli("predict", "RW", "--model", prefix, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"]["run_id"] == trained
+    r = cli("backtest", "RW", "--model", prefix, "--refit-every", "100", "--start", "2020-07-10", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["setup"]["features"]["lookback"] == 10
