@@ -236,3 +236,15 @@ def test_progress_and_json():
     assert full["series"]["intervals"]["0.95"]["lo"][0][0] is None  # too few residuals yet: no interval
     brief = json.loads(json.dumps(res.to_dict(series=False), allow_nan=False))
     assert "series" not in brief and "equity" not in brief["strategies"]["model"]
+
+
+def test_value_series_have_no_trading_strategy():
+    """A value series (may be 0 or negative) has no price to trade: close[t+1]/close[t] - 1 is meaningless
+    there (it reported returns of 1e69 and drawdowns below -100% on a sine wave)."""
+    t = np.arange(400)
+    v = np.sin(2 * np.pi * t / 50)
+    cfg = BacktestConfig(horizon=1, refit_every=100)
+    res = walk_forward(v, origins=np.arange(100, 398), config=cfg, fit=lambda s, e: None,
+                       predict=lambda m, o: v[o][:, None], kind="value")
+    assert res.strategies == {}
+    assert json.loads(json.dumps(res.to_dict(), allow_nan=False))["strategies"] == {}

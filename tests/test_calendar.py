@@ -116,3 +116,10 @@ def test_next_bars_hourly_crypto_and_zero():
 def test_bars_per_year():
     assert calendar.bars_per_year(calendar.parse_interval("1d"), "equity") == 252.0
     assert calendar.bars_per_year(calendar.parse_interval("1d"), "crypto") == pytest.approx(365.0)
+
+
+def test_bars_per_year_weekly_fx_is_52():
+    """fx: 260 weekdays a year for daily bars, 52 weeks for weekly ones (it said 260 for both)."""
+    assert calendar.bars_per_year(calendar.parse_interval("1d"), "fx") == 260.0
+    assert calendar.bars_per_year(calendar.parse_interval("1wk"), "fx") == 52.0
+    assert calendar.bars_per_year(calendar.parse_interval("1h"), "fx") == 260.0 * 24

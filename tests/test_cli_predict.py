@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from helpers_series import random_walk_frame
+from helpers_series import random_walk_frame, sine_frame
 from lstmcast.data.store import SeriesKey, Store
 
 SMALL = ["--lookback", "10", "--hidden", "8", "--layers", "1", "--epochs", "2", "--threads", "1"]
@@ -97,3 +97,21 @@ def test_backtest_errors(cli, trained, args, code, message):
     assert r.exit_code == code, r.output
     assert message in r.stderr
     assert "Traceback" not in r.output
+
+
+def test_predict_and_backtest_take_a_unique_run_id_prefix(cli, trained):
+    """`--model` takes a unique prefix of a run id, as `models show` does."""
+    prefix = trained[:-3]
+    r = cli("predict", "RW", "--model", prefix, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"]["run_id"] == trained
+    r = cli("backtest", "RW", "--model", prefix, "--refit-every", "100", "--start", "2020-07-10", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["setup"]["features"]["lookback"] == 10
+
+
+def test_backtest_of_a_value_series_has_no_strategy_table(cli, data_dir):
+    Store(data_dir).upsert(SeriesKey("import", "SINE", "1d"), sine_frame(200), kind="value", market="continuous")
+    r = cli("backtest", "SINE", *SMALL, "--target", "price", "--refit-every", "100", "--start", "2020-06-20")
+    assert r.exit_code == 0, r.output
+    assert "no trading strategy: a value series" in r.stdout and "buy_and_hold" not in r.stdout

@@ -149,3 +149,9 @@ def test_dm_negative_long_run_variance_falls_back_to_one_step():
 def test_dm_identical_errors_is_undefined():
     e = np.arange(10.0)
     assert all(math.isnan(x) for x in diebold_mariano(e, e))
+
+
+def test_dm_rejects_an_error_matrix():
+    e = np.arange(12.0).reshape(6, 2)
+    with pytest.raises(ValueError, match="1-d"):
+        diebold_mariano(e, e + 1, horizon=2)

@@ -46,3 +46,11 @@ def test_step_out_of_range(result, tmp_path):
     with pytest.raises(UsageError, match=r"plot step must be between 1 and the horizon \(2\), got 3"):
         plot_backtest(result, tmp_path / "x.png", step=3)
     assert not (tmp_path / "x.png").exists()
+
+
+def test_value_series_without_strategy_plots_forecasts_only(tmp_path):
+    v = np.sin(2 * np.pi * np.arange(300) / 50)
+    res = walk_forward(v, origins=np.arange(100, 298), config=BacktestConfig(horizon=1, refit_every=100),
+                       fit=lambda s, e: None, predict=lambda m, o: v[o][:, None], kind="value")
+    out = plot_backtest(res, tmp_path / "value.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

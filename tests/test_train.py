@@ -171,3 +171,18 @@ def test_config_file_and_options(tmp_path):
     path.write_text("[backtest]\nfolds = 3\n")
     with pytest.raises(ConfigError, match=r"no \[train\] table"):
         T.read_config_file(path)
+
+
+def test_validation_dm_is_on_per_origin_losses_like_the_backtest(prepared):
+    """For horizon > 1 the DM test takes one loss per origin (the mean over steps), as the backtest does;
+    fed the [n, h] error matrix it mixed element variance with per-origin autocovariances."""
+    from lstmcast.evaluate.metrics import diebold_mariano
+
+    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
+    naive = np.repeat(prepared.close[f.val_origins][:, None], FC.horizon, axis=1)
+    stat, p = diebold_mariano(
+        np.abs(f.val_actual - f.val_pred).mean(axis=1), np.abs(f.val_actual - naive).mean(axis=1),
+        horizon=FC.horizon, power=1,
+    )
+    dm = T.validation_metrics(f, prepared)["dm"]
+    assert (dm["stat"], dm["p"]) == pytest.approx((stat, p))

@@ -112,7 +112,8 @@ def predict_series(
     if run_id is None:
         loaded = checkpoint.load_run(store.root, key)
     else:
-        info = checkpoint.find_run(store.root, run_id)
+        info = checkpoint.find_run(store.root, run_id)  # run_id may be a unique prefix
+        run_id = info.run_id
         loaded = checkpoint.load_run(store.root, info.key, run_id)
         if (info.key.source, info.key.symbol) != (key.source, key.symbol):
             warnings.append(f"model {run_id} was trained on {info.key.spec}, not {key.spec}")
@@ -299,7 +300,8 @@ def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str
     from lstmcast.train import OPTIONS
 
     if run_id is not None:
-        meta = checkpoint.load_run(store.root, checkpoint.find_run(store.root, run_id).key, run_id).meta
+        info = checkpoint.find_run(store.root, run_id)  # run_id may be a unique prefix
+        meta = checkpoint.load_run(store.root, info.key, info.run_id).meta
     else:
         try:
             meta = checkpoint.load_run(store.root, store.resolve(spec, interval)).meta

@@ -125,15 +125,18 @@ def _render(report, plot: Path | None) -> None:
     if r.coverage:
         cov = ", ".join(f"{100 * lv:g}%: {100 * c['observed']:.1f}% of {c['n']}" for lv, c in r.coverage.items())
         con.print(f"interval coverage (nominal: observed): {cov}")
-    s = Table(title="strategy (1-step forecasts, fees applied per trade)")
-    for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
-        s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
-    for name, res in r.strategies.items():
-        d = res.to_dict(series=False)
-        s.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
-                  f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
-                  f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
-    con.print(s)
+    if r.strategies:
+        s = Table(title="strategy (1-step forecasts, fees applied per trade)")
+        for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
+            s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+        for name, res in r.strategies.items():
+            d = res.to_dict(series=False)
+            s.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
+                      f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
+                      f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
+        con.print(s)
+    else:
+        con.print("no trading strategy: a value series has no price to trade")
     con.print(f"[bold]{r.verdict}[/]")
     if plot is not None:
         con.print(f"plot: {plot}")

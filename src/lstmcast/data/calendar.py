@@ -100,6 +100,8 @@ def bars_per_year(interval: Interval, market: str) -> float:
             return 52.0
         return 252.0 * per_day
     if market == "fx":
+        if interval.name == "1wk":
+            return 52.0
         return 260.0 * max(1.0, pd.Timedelta(days=1) / interval.delta)
     return interval.periods_per_year
 

@@ -172,7 +172,7 @@ class BacktestResult:
     metrics: dict[str, PointMetrics]  # "model" and each baseline, over all steps
     metrics_by_step: dict[str, list[PointMetrics]]
     dm: dict[str, Any]  # model vs naive: stat, p, power, by_step
-    strategies: dict[str, StrategyResult]  # "model", each baseline, "buy_and_hold"
+    strategies: dict[str, StrategyResult]  # "model", each baseline, "buy_and_hold"; {} for a value series
     mae_ratio: float  # model MAE / naive MAE on the same origins: below 1 beats naive
     beats_naive: bool
     verdict: str
@@ -313,12 +313,15 @@ def walk_forward(
     dm_steps = [diebold_mariano(e_m[:, s], e_n[:, s], horizon=s + 1, power=1) for s in range(h)]
     dm = {"stat": stat, "p": p, "power": 1, "by_step": [{"stat": a, "p": b} for a, b in dm_steps]}
 
-    strategies = {
-        k: run_strategy(c, o, pr[:, 0], fee_bps=config.fee_bps, long_short=config.long_short,
-                        bars_per_year=bars_per_year, name=k)
-        for k, pr in preds.items()
-    }
-    strategies["buy_and_hold"] = buy_and_hold(c, o, fee_bps=config.fee_bps, bars_per_year=bars_per_year)
+    # A value series (may be 0 or negative) has no price to trade: its "returns" are meaningless.
+    strategies: dict[str, StrategyResult] = {}
+    if kind == "price":
+        strategies = {
+            k: run_strategy(c, o, pr[:, 0], fee_bps=config.fee_bps, long_short=config.long_short,
+                            bars_per_year=bars_per_year, name=k)
+            for k, pr in preds.items()
+        }
+        strategies["buy_and_hold"] = buy_and_hold(c, o, fee_bps=config.fee_bps, bars_per_year=bars_per_year)
 
     m_mase, n_mase = metrics["model"].mase, metrics["naive"].mase
     ratio = metrics["model"].mae / metrics["naive"].mae if metrics["naive"].mae else math.nan

@@ -87,6 +87,9 @@ def diebold_mariano(
     from scipy import stats
 
     e1, e2 = np.asarray(e_model, dtype="float64"), np.asarray(e_bench, dtype="float64")
+    if e1.ndim != 1 or e1.shape != e2.shape:
+        # an [n, h] matrix would be silently mixed up: pass one loss per origin (or one step)
+        raise ValueError(f"DM needs two 1-d error series of one length, got shapes {e1.shape} and {e2.shape}")
     d = np.abs(e1) ** power - np.abs(e2) ** power
     n = len(d)
     if n < 3:

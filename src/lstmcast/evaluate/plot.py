@@ -28,7 +28,8 @@ def plot_backtest(
     title: str | None = None,
 ) -> Path:
     """Write a PNG: top, actual close vs the model's ``step``-ahead forecast with its interval
-    bands and the naive forecast; bottom, the model strategy's equity against buy-and-hold.
+    bands and the naive forecast; bottom, the model strategy's equity against buy-and-hold (left
+    out for a value series, which has no strategy).
 
     ``index`` maps row positions to timestamps for the x axis (row numbers without it).
     """
@@ -49,9 +50,13 @@ def plot_backtest(
     def x(pos: np.ndarray):
         return index[pos] if index is not None else pos
 
-    fig, (ax1, ax2) = plt.subplots(
-        2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}, constrained_layout=True
-    )
+    trades = bool(result.strategies)  # a value series has no strategy: forecasts only
+    if trades:
+        fig, (ax1, ax2) = plt.subplots(
+            2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}, constrained_layout=True
+        )
+    else:
+        fig, ax1 = plt.subplots(1, 1, figsize=(11, 4.5), constrained_layout=True)
     # widest band first and lightest, narrower ones drawn darker on top of it
     shades = ["#deebf7", "#9ecae1", "#6baed6"]
     for i, level in enumerate(sorted(result.intervals, reverse=True)):
@@ -67,15 +72,16 @@ def plot_backtest(
     ax1.legend(loc="upper left", fontsize=8)
     ax1.grid(alpha=0.3)
 
-    eq_x = np.concatenate([[result.origins[0]], traded])
-    model_eq = result.strategies["model"].equity
-    bh = result.strategies["buy_and_hold"]
-    ax2.plot(x(eq_x), model_eq, color="#d62728", label=f"model strategy ({model_eq[-1] - 1:+.1%})")
-    ax2.plot(x(eq_x), bh.equity, color="black", label=f"buy and hold ({bh.total_return:+.1%})")
-    ax2.axhline(1.0, color="#7f7f7f", linewidth=0.6)
-    ax2.set_ylabel(f"equity (fees {result.config.fee_bps:g} bps)")
-    ax2.legend(loc="upper left", fontsize=8)
-    ax2.grid(alpha=0.3)
+    if trades:
+        eq_x = np.concatenate([[result.origins[0]], traded])
+        model_eq = result.strategies["model"].equity
+        bh = result.strategies["buy_and_hold"]
+        ax2.plot(x(eq_x), model_eq, color="#d62728", label=f"model strategy ({model_eq[-1] - 1:+.1%})")
+        ax2.plot(x(eq_x), bh.equity, color="black", label=f"buy and hold ({bh.total_return:+.1%})")
+        ax2.axhline(1.0, color="#7f7f7f", linewidth=0.6)
+        ax2.set_ylabel(f"equity (fees {result.config.fee_bps:g} bps)")
+        ax2.legend(loc="upper left", fontsize=8)
+        ax2.grid(alpha=0.3)
 
     def write(tmp: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
