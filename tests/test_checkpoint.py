@@ -140,6 +140,18 @@ def test_interrupted_run_is_saved_but_never_current(tmp_path, fitted):
         C.set_current(tmp_path, KEY, run.run_id)
 
 
+def test_current_pointer_edited_to_an_interrupted_run_is_refused(tmp_path, fitted):
+    import dataclasses
+    import json
+
+    save(tmp_path, fitted, promote=True)
+    run = save(tmp_path, dataclasses.replace(fitted, interrupted=True), promote=False)
+    (C.series_folder(tmp_path, KEY) / "current").write_text(json.dumps({"run_id": run.run_id}))
+    with pytest.raises(CheckpointError, match="which is interrupted"):
+        C.load_run(tmp_path, KEY)
+    assert C.load_run(tmp_path, KEY, run.run_id).run_id == run.run_id  # asked for by id: allowed
+
+
 def test_failed_save_leaves_no_run_and_keeps_current(tmp_path, fitted, monkeypatch):
     import safetensors.torch
 

@@ -292,7 +292,8 @@ def load_run(
     from lstmcast.model import LSTMForecaster
     from lstmcast.train import Fitted, TrainConfig, resolve_device
 
-    if run_id is None:
+    as_current = run_id is None
+    if as_current:
         run_id = current_run_id(data_dir, key)
         if run_id is None:
             raise DataNotFoundError(
@@ -300,6 +301,11 @@ def load_run(
             )
     folder = series_folder(data_dir, key) / run_id
     meta = _read_meta(folder, key)
+    if as_current and meta.get("status") != STATUS_COMPLETE:  # the pointer was edited by hand
+        raise CheckpointError(
+            f"the current model of {key} points at run {run_id}, which is {meta.get('status')}; "
+            "retrain, or make a complete run current"
+        )
     weights = folder / WEIGHTS
     if not weights.exists():
         raise CheckpointError(f"run {run_id} has no {WEIGHTS}: {folder}")
