@@ -104,8 +104,15 @@ def test_missing_cuda_device(cli, btc):
 
 def test_bad_device_and_target_values(cli, btc):
     r = cli("train", btc, "--device", "tpu")
-    assert r.exit_code == 1 and "device 'tpu' is not one of: auto, cpu, cuda, mps" in r.stderr
+    assert r.exit_code == 2 and "device 'tpu' is not one of: auto, cpu, cuda, mps" in r.stderr
     r = cli("train", btc, "--target", "level")
+    assert r.exit_code == 2 and "target 'level' is not one of: return, price" in r.stderr  # a bad flag value
+
+
+def test_bad_value_in_config_file_is_a_config_error(cli, btc, tmp_path):
+    cfg = tmp_path / "t.toml"
+    cfg.write_text('[train]\ntarget = "level"\n')
+    r = cli("train", btc, "--config", str(cfg))
     assert r.exit_code == 1 and "target 'level' is not one of: return, price" in r.stderr
 
 

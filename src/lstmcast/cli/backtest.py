@@ -54,10 +54,9 @@ def backtest_cmd(
     if config:
         options.update(T.read_config_file(config))
     flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
-             "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed}
-    options.update({k: v for k, v in flags.items() if v is not None})
-    options["interval"] = interval
-    setup = T.setup_from_options(options)
+             "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed,
+             "interval": interval}
+    setup = common.training_setup(flags, base=options)
     bt = BacktestConfig(
         horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals="model", scale_window=MASE_SCALE_WINDOW,

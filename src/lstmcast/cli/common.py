@@ -90,3 +90,21 @@ def fmt_time(iso: str | None) -> str:
     if not iso:
         return "-"
     return iso.replace("T00:00:00+00:00", "").replace("+00:00", "Z").replace("T", " ")
+
+
+def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None):
+    """Training configs from option flags over ``base`` (a config file, a run's settings).
+
+    A flag value that is invalid on its own is a usage error (exit 2); one that only clashes with
+    the file's values is a config error (exit 1), as is a bad file.
+    """
+    from lstmcast import train as T
+    from lstmcast.errors import ConfigError, UsageError
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:
+        T.setup_from_options(given)
+    except ConfigError as e:
+        raise UsageError(str(e)) from e
+    return T.setup_from_options({**(base or {}), **given})
+

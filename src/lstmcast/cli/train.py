@@ -80,9 +80,7 @@ def train_cmd(
         "deterministic": deterministic,
         "threads": threads,
     }
-    options = T.read_config_file(config) if config else {}
-    options.update({k: v for k, v in flags.items() if v is not None})
-    setup = T.setup_from_options(options)
+    setup = common.training_setup(flags, base=T.read_config_file(config) if config else None)
     store = common.store(ctx)
     with contextlib.nullcontext() if as_json else _epoch_bar(setup.train.epochs) as progress:
         report = T.train_series(
