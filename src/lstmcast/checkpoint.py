@@ -31,6 +31,7 @@ from lstmcast import __version__, atomic
 from lstmcast.data.store import NamedLock, SeriesKey, file_lock, key_folder, symbol_from_dirname
 from lstmcast.errors import CheckpointError, DataNotFoundError, LstmcastError
 from lstmcast.features import FeatureConfig, Prepared, Scaler
+from lstmcast.jsonable import to_jsonable
 from lstmcast.model import ModelConfig
 
 FORMAT_VERSION = 1
@@ -93,22 +94,15 @@ def _meta_digest(meta: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None (strict JSON)."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    return obj
-
-
 def residuals(fitted: Any, *, kind: str) -> np.ndarray:
-    """Held-out residuals per horizon step: log(actual/pred) for prices, actual - pred for value series."""
-    if kind == "price":
+    """Held-out residuals per horizon step: log(actual/pred) for prices, actual - pred for value series.
+
+    Unlike ``conformal.residuals`` this does not refuse a non-positive forecast (a price-target
+    model can make one): that residual is NaN and the run is still saved.
+    """
+    from lstmcast.evaluate.conformal import mode_for
+
+    if mode_for(kind) == "log":
         with np.errstate(all="ignore"):
             return np.log(fitted.val_actual / fitted.val_pred)
     return fitted.val_actual - fitted.val_pred
@@ -187,7 +181,7 @@ def save_run(
             atomic.write_with(
                 tmp / WEIGHTS, lambda p: save_file(tensors, str(p), metadata={"format": "lstmcast"})
             )
-            meta = _jsonable(meta)
+            meta = to_jsonable(meta)
             meta["integrity"] = {"weights_sha256": atomic.sha256_file(tmp / WEIGHTS)}
             meta["integrity"]["meta_sha256"] = _meta_digest(meta)
             atomic.write_json(tmp / META, meta)

@@ -159,7 +159,7 @@ def predict_series(
     origin = len(prepared) - 1
     pred = loaded.predict_close(prepared, np.array([origin]))[:, :h]
     last_close = float(prepared.close[origin])
-    mode = "log" if kind == "price" else "additive"
+    mode = conformal.mode_for(kind)
     res = loaded.residuals[:, :h]
     bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     if len(res):
@@ -262,7 +262,7 @@ def backtest_series(
     origins = choose_origins(frame.index, first_allowed=need - 1, horizon=features.horizon, start=start, end=end)
     if on_plan is not None:
         on_plan(backtest.plan(len(prepared), origins=origins, config=config))
-    mode = "log" if kind == "price" else "additive"
+    mode = conformal.mode_for(kind)
 
     def fit_fold(lo: int, hi: int):
         return fit(prepared, features=features, model=model, train=train, start=lo, end=hi)

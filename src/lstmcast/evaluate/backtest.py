@@ -28,6 +28,7 @@ from lstmcast.evaluate import conformal
 from lstmcast.evaluate.baselines import baseline_forecasts, check_origins
 from lstmcast.evaluate.metrics import PointMetrics, beats_naive, diebold_mariano, naive_scale, point_metrics
 from lstmcast.evaluate.strategy import StrategyResult, buy_and_hold, run_strategy
+from lstmcast.jsonable import to_jsonable
 
 WINDOWS = ("expanding", "rolling")
 INTERVAL_METHODS = ("causal", "model", "none")
@@ -129,27 +130,6 @@ def plan(n_rows: int, *, origins: np.ndarray, config: BacktestConfig) -> Plan:
     return Plan(folds=tuple(folds))
 
 
-def _num(x: float) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
-def _clean(obj: Any) -> Any:
-    """NaN/inf -> None, numpy -> lists, so ``json.dumps(allow_nan=False)`` accepts the result."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _num(float(obj))
-    return obj
-
-
 def level_key(level: float) -> str:
     return f"{level:g}"
 
@@ -204,7 +184,7 @@ class BacktestResult:
                 "forecast": self.forecast, "baselines": self.baselines,
                 "intervals": {level_key(k): {"lo": lo, "hi": hi} for k, (lo, hi) in self.intervals.items()},
             }
-        return _clean(d)
+        return to_jsonable(d)
 
 
 def walk_forward(
@@ -274,7 +254,7 @@ def walk_forward(
     actual = c[o[:, None] + steps[None, :]]
     last = c[o]
     baselines = baseline_forecasts(c, o, h, ma_window=config.ma_window, kind=kind)
-    mode = "log" if kind == "price" else "additive"
+    mode = conformal.mode_for(kind)
 
     if config.intervals == "causal":
         bounds, _ = conformal.causal_intervals(

@@ -29,6 +29,11 @@ DEFAULT_LEVELS = (0.8, 0.95)
 FORMAT = 1
 
 
+def mode_for(kind: str) -> str:
+    """Residual space for a series kind: log for prices (always positive), additive for value series."""
+    return "log" if kind == "price" else "additive"
+
+
 def _check(levels: tuple[float, ...], mode: str) -> tuple[float, ...]:
     if mode not in MODES:
         raise UsageError(f"conformal mode must be one of {', '.join(MODES)}, got {mode!r}")
