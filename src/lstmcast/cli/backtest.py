@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +63,10 @@ def backtest_cmd(
         horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals="model", scale_window=MASE_SCALE_WINDOW,
     )
-    if as_json:
+    with contextlib.nullcontext((None, None)) if as_json else _origin_bar(bt) as (on_plan, on_progress):
         report = backtest_series(st, symbol, interval=interval, features=setup.features, model=setup.model,
-                                 train=setup.train, config=bt, start=start, end=end)
-    else:
-        report = _with_progress(st, symbol, interval, setup, bt, start, end)
+                                 train=setup.train, config=bt, start=start, end=end,
+                                 on_plan=on_plan, on_progress=on_progress)
     if plot is not None:
         from lstmcast.evaluate.plot import plot_backtest
 
@@ -79,10 +80,10 @@ def backtest_cmd(
         _render(report, plot)
 
 
-def _with_progress(st, symbol, interval, setup, bt, start, end):
+@contextlib.contextmanager
+def _origin_bar(bt) -> Iterator[tuple[Any, Any]]:
+    """A progress bar over origins (stderr); yields the (on_plan, on_progress) callbacks."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from lstmcast.forecast import backtest_series
 
     con = common.err()
     with Progress(TextColumn("origins"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
@@ -97,9 +98,7 @@ def _with_progress(st, symbol, interval, setup, bt, start, end):
         def on_progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        return backtest_series(st, symbol, interval=interval, features=setup.features, model=setup.model,
-                               train=setup.train, config=bt, start=start, end=end,
-                               on_plan=on_plan, on_progress=on_progress)
+        yield on_plan, on_progress
 
 
 def _render(report, plot: Path | None) -> None:
