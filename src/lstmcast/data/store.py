@@ -299,6 +299,7 @@ class Store:
     ) -> dict[str, Any]:
         interval = calendar.parse_interval(key.interval)
         gaps = calendar.find_gaps(frame.index, interval, market)
+        st = self.data_path(key).stat()  # size+mtime let a later read tell a stale manifest
         manifest: dict[str, Any] = {"extra": dict(old["extra"])} if old and old.get("extra") else {}
         manifest.update(
             {
@@ -322,8 +323,8 @@ class Store:
                 },
                 "file": self.data_path(key).name,
                 "sha256": atomic.sha256_file(self.data_path(key)),
-                "size": self.data_path(key).stat().st_size,
-                "mtime_ns": self.data_path(key).stat().st_mtime_ns,
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
                 "written_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             }
         )
