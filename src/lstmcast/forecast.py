@@ -19,8 +19,8 @@ import pandas as pd
 from lstmcast.data import calendar
 from lstmcast.data.store import SeriesKey, Store
 from lstmcast.errors import DataError, UsageError
+from lstmcast.evaluate.conformal import DEFAULT_LEVELS
 
-DEFAULT_LEVELS = (0.8, 0.95)
 MODEL_LAG_WARN_BARS = 5  # warn when the store has more than this many bars the model never saw
 
 
