@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,7 +59,9 @@ def test_help_exit_zero_lists_commands(run_cli):
 
 
 def test_console_script_help():
-    exe = shutil.which("lstmcast")
+    # the script pip installed beside this interpreter (the venv's bin/), else one on PATH
+    beside = Path(sys.executable).with_name("lstmcast")
+    exe = str(beside) if beside.exists() else shutil.which("lstmcast")
     if exe is None:  # not installed (e.g. running from a bare checkout): python -m is covered above
         pytest.skip("lstmcast console script not on PATH")
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120, env=subprocess_env())
