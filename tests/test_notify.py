@@ -146,7 +146,8 @@ def test_one_message_per_run_end_to_end(caplog):
 
 def test_target_without_matching_events_gets_nothing():
     with Receiver() as r:
-        settings = NotifySettings.from_mapping({"targets": [{"url": f"json://127.0.0.1:{r.port}/x", "events": ["stale"]}]})
+        target = {"url": f"json://127.0.0.1:{r.port}/x", "events": ["stale"]}
+        settings = NotifySettings.from_mapping({"targets": [target]})
         assert send_run(settings, [Event("promoted", "new model")]) == []
     assert r.requests == []
 
