@@ -248,6 +248,11 @@ def test_entry_status_row(band):
     assert d["next_run"] == "2026-12-03T06:00:00+00:00" and d["data_last"] == "2026-11-30T07:00:00+00:00"
     assert set(d["checks"]) == {"data_age", "model_age", "run_age", "decay", "coverage", "drift"}
     assert d["checks"]["drift"]["values"]["drifted"] == ["log_return"]
+    cells = st.cells()
+    assert cells["last run"] == "FAILED 12-02 06:05" and cells["data"] == "1 behind"
+    assert cells["model"] == "lstm 31d !" and cells["drift"] == "log_return" and cells["next run"] == "12-03 06:00"
+    assert cells["skill"].endswith(f"[{band.low:.2f}-{band.high:.2f}] !") and cells["coverage"] == "-"
+    assert sum(len(v) for v in cells.values()) + len(cells) * 2 <= 100  # fits a narrow table
 
 
 def test_entry_status_with_nothing_yet():
@@ -256,3 +261,5 @@ def test_entry_status_with_nothing_yet():
     assert all(c.status == "skip" for c in st.checks)
     assert entry_record({"entries": []}, "NEW 1d") is None
     assert isinstance(st.checks[0], Check)
+    assert st.cells() == {"entry": "NEW 1d", "last run": "never", "data": "-", "model": "-", "skill": "-",
+                          "coverage": "-", "drift": "-", "next run": "-"}

@@ -183,3 +183,22 @@ def test_unknown_scheme_is_logged_not_raised(caplog):
     out = send_run(settings, [Event("stale", "old")])
     assert out[0].delivered is False and "does not understand" in (out[0].error or "")
     assert SECRET not in caplog.text
+
+
+def test_nothing_configured_sends_nothing():
+    assert send_run(NotifySettings(), [Event("run_failed", "x")]) == []
+    assert send_run(NotifySettings.from_mapping({"enabled": False, "urls": ["json://127.0.0.1:9/x"]}),
+                    [Event("run_failed", "x")]) == []
+
+
+def test_importing_notify_and_monitor_does_not_import_apprise_or_torch():
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    code = "import sys, lstmcast.notify, lstmcast.monitor; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=subprocess_env())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "'lstmcast'" in r.stdout
+    assert "'apprise'" not in r.stdout and "'torch'" not in r.stdout

@@ -472,6 +472,37 @@ class EntryStatus:
     def check(self, name: str) -> Check:
         return next(c for c in self.checks if c.name == name)
 
+    def cells(self) -> dict[str, str]:
+        """Short plain-text cells for the ``lstmcast status`` table (the CLI adds colour)."""
+        def when(iso: Any) -> str:
+            t = _ts(iso)
+            return "-" if t is None else t.strftime("%m-%d %H:%M")
+
+        def mark(name: str) -> str:
+            return " !" if self.check(name).flagged else ""
+
+        run = "never"
+        if self.last_run:
+            run = f"{'ok' if self.last_run.get('ok') else 'FAILED'} {when(self.last_run.get('finished'))}"
+        d = self.check("data_age").values
+        data = "-" if self.data_last is None else f"{d.get('bars_behind', 0)} behind"
+        model = "-"
+        if self.model:
+            age = self.model.get("age_days")
+            model = f"{self.model.get('family') or '?'} {'?' if age is None else f'{age:.0f}d'}"
+        lv = self.live
+        skill = "-" if lv.get("ratio") is None else f"{lv['ratio']:.2f}"
+        if lv.get("band_low") is not None and lv.get("band_high") is not None:
+            skill += f" [{lv['band_low']:.2f}-{lv['band_high']:.2f}]"
+        cov = "-" if lv.get("coverage") is None else f"{lv['coverage']:.0%}/{lv['nominal']:.0%}"
+        drifted = self.check("drift").values.get("drifted") or []
+        return {
+            "entry": self.entry, "last run": run, "data": data + mark("data_age"),
+            "model": model + mark("model_age"), "skill": skill + mark("decay"), "coverage": cov + mark("coverage"),
+            "drift": ",".join(drifted) if drifted else ("-" if self.check("drift").status == "skip" else "no"),
+            "next run": when(self.next_run),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable({
             "entry": self.entry, "last_run": self.last_run, "data_last": self.data_last, "model": self.model,
