@@ -72,7 +72,8 @@ def test_settings_never_show_the_url():
         ({"urls": [f"127.0.0.1/hook/{SECRET}"]}, "is not an apprise URL"),
         ({"targets": [{"url": f"json://h/{SECRET}", "events": ["explode"]}]}, "targets[0].events[0]"),
         ({"targets": [{"url": f"json://h/{SECRET}", "events": []}]}, "events is empty"),
-        ({"url": f"json://h/{SECRET}"}, "url: Extra inputs are not permitted"),
+        ({"url": f"json://h/{SECRET}"}, "(table): unknown key 'url' (known: enabled, urls, targets, title)"),
+        ({"targets": [{"url": f"json://h/{SECRET}", "event": ["stale"]}]}, "targets[0]: unknown key 'event'"),
     ],
 )
 def test_bad_settings_name_the_key_and_hide_the_url(raw, message):
@@ -81,6 +82,30 @@ def test_bad_settings_name_the_key_and_hide_the_url(raw, message):
     assert message in str(e.value)
     assert str(e.value).startswith("[notify]: ")
     assert SECRET not in str(e.value)
+
+
+def test_one_url_may_be_given_as_a_string():
+    assert [t.masked for t in NotifySettings.from_mapping({"urls": "json://127.0.0.1/x"}).all_targets()] == [
+        "json://127.0.0.1/x"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"urls": [f"127.0.0.1/hook/{SECRET}"]}, {"url": f"json://h/{SECRET}"}, {"urls": f"bad/{SECRET}"},
+     {"targets": [{"url": f"json://h/{SECRET}", "event": ["stale"]}]}, {"targets": [{"url": f"x/{SECRET}"}]}],
+)
+def test_embedded_in_a_config_model_errors_carry_no_url_as_scalar_input(raw):
+    """config.parse_config appends "(got <input>)" for a scalar input: no URL may ever be one."""
+    from pydantic import BaseModel, ValidationError
+
+    class Config(BaseModel):
+        notify: NotifySettings = NotifySettings()
+
+    with pytest.raises(ValidationError) as e:
+        Config.model_validate({"notify": raw})
+    for err in e.value.errors():
+        assert isinstance(err["input"], dict | list) or SECRET not in str(err["input"])
+        assert SECRET not in err["msg"]
 
 
 def test_events_from_summary():

@@ -133,6 +133,16 @@ def scrub(text: str, urls: Iterable[str]) -> str:
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
+def _known_keys(data: Any, model: type[BaseModel]) -> Any:
+    """Refuse an unknown key before pydantic does: its error would carry the key's value (a URL,
+    when ``url`` is misspelt) as a scalar input, which ``config.parse_config`` echoes."""
+    if isinstance(data, Mapping):
+        unknown = [k for k in data if k not in model.model_fields]
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} (known: {', '.join(model.model_fields)})")
+    return data
+
+
 class NotifyTarget(BaseModel):
     """One apprise URL and the events it receives (all of them unless ``events`` is given)."""
 
@@ -141,6 +151,11 @@ class NotifyTarget(BaseModel):
     # SecretStr: printing the settings (or a pydantic error about them) never shows the URL
     url: SecretStr
     events: tuple[EventKind, ...] = EVENTS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        return _known_keys(data, cls)
 
     @field_validator("events")
     @classmethod
@@ -173,6 +188,14 @@ class NotifySettings(BaseModel):
     urls: tuple[SecretStr, ...] = ()
     targets: tuple[NotifyTarget, ...] = ()
     title: str = Field(default="lstmcast", min_length=1, max_length=60)  # the message title's prefix
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keys(cls, data: Any) -> Any:
+        data = _known_keys(data, cls)
+        if isinstance(data, Mapping) and isinstance(data.get("urls"), str):  # one URL, not in a list
+            data = {**data, "urls": [data["urls"]]}
+        return data
 
     @model_validator(mode="after")
     def _check_urls(self) -> NotifySettings:
