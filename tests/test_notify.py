@@ -164,9 +164,18 @@ def test_one_message_per_run_end_to_end(caplog):
     assert got["body"]["message"].splitlines() == [
         "[entry_failed] MSFT 1d: fetch: Yahoo answered 500", "[promoted] AAPL 1d: new model R is current",
         "[drift] AAPL 1d: log_return: PSI 0.61"]
+    assert got["body"]["type"] == "failure"  # the worst event sets apprise's notify type
     assert b.requests[0]["body"]["message"] == "[entry_failed] MSFT 1d: fetch: Yahoo answered 500"
     assert f"json://127.0.0.1:{a.port}/hook/***" in caplog.text
     assert SECRET not in caplog.text  # not in ours, nor in apprise's own (debug) records
+
+
+def test_message_type_follows_the_worst_event():
+    from lstmcast.notify import message_type
+
+    assert message_type([Event("promoted", "x"), Event("stale", "y")]) == "warning"
+    assert message_type([Event("promoted", "x")]) == "success"
+    assert message_type([Event("drift", "x"), Event("run_failed", "y")]) == "failure"
 
 
 def test_target_without_matching_events_gets_nothing():

@@ -331,7 +331,17 @@ def _vendor_logs_held() -> Iterator[_Collect]:
             vendor.setLevel(level)
 
 
-def _send_one(url: str, title: str, body: str) -> tuple[bool, str | None]:
+def message_type(events: Sequence[Event]) -> str:
+    """apprise's notify type for the worst event: failure, warning, or success (only promotions)."""
+    kinds = {e.kind for e in events}
+    if kinds & {"run_failed", "entry_failed"}:
+        return "failure"
+    if kinds & {"decay", "drift", "stale"}:
+        return "warning"
+    return "success" if kinds else "info"
+
+
+def _send_one(url: str, title: str, body: str, kind: str = "info") -> tuple[bool, str | None]:
     """apprise delivery to one URL: (delivered, why not). ``notify`` returns a falsy result
     (``False`` in apprise 1.x, an ``AppriseResult`` in 2.x) on an HTTP error or refused connection."""
     with _vendor_logs_held() as vendor:
@@ -342,7 +352,7 @@ def _send_one(url: str, title: str, body: str) -> tuple[bool, str | None]:
         app = apprise.Apprise()
         if not app.add(url):
             return False, "apprise does not understand this URL (unknown scheme or missing parts)"
-        ok = bool(app.notify(body=body, title=title))
+        ok = bool(app.notify(body=body, title=title, notify_type=kind))
     if ok:
         return True, None
     return False, "; ".join(dict.fromkeys(vendor.lines)) or "not delivered"
@@ -371,7 +381,7 @@ def send_run(
         url = target.url.get_secret_value()
         title, body = build_message(mine, run_id=run_id, title=settings.title)
         try:
-            ok, why = _send_one(url, title, body)
+            ok, why = _send_one(url, title, body, message_type(mine))
         except Exception as e:  # a notification never fails the run
             ok, why = False, f"{type(e).__name__}: {e}"
         why = scrub(why, urls) if why else None
