@@ -92,13 +92,15 @@ class Garch:
 def _filter(e: np.ndarray, omega: float, alpha: float, beta: float, v0: float, *, prepend: bool) -> np.ndarray:
     """Variances: ``out[k]`` is the forecast of ``e[k+1]``'s variance (``prepend`` adds the leading NaN).
 
-    ``v[k] = omega + alpha * e[k]^2 + beta * v[k-1]`` with ``v[-1] = v0``: a first-order linear
-    filter, run by ``scipy.signal.lfilter`` (each output reads only earlier inputs).
+    ``v[k] = omega + alpha * e[k]^2 + beta * v[k-1]`` with ``v[-1] = v0``; each output reads only
+    earlier inputs. (A plain loop: scipy.signal.lfilter would do it, but importing it costs seconds.)
     """
-    from scipy.signal import lfilter
-
-    x = omega + alpha * np.asarray(e, dtype="float64") ** 2
-    v = lfilter([1.0], [1.0, -beta], x, zi=np.array([beta * v0]))[0] if len(x) else x
+    x = (omega + alpha * np.asarray(e, dtype="float64") ** 2).tolist()
+    v = np.empty(len(x))
+    prev = v0
+    for k, xk in enumerate(x):
+        prev = xk + beta * prev
+        v[k] = prev
     return np.concatenate([[np.nan], v]) if prepend else v
 
 
