@@ -94,7 +94,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    head = f"{'series':<22}{'fc':<6}{'level':>6}{'n':>6}  {'split cov':>9} {'adapt cov':>9}  {'split w%':>8} {'adapt w%':>8}  ok"
+    head = (f"{'series':<22}{'fc':<6}{'level':>6}{'n':>6}  {'split cov':>9} {'adapt cov':>9}  "
+            f"{'split w%':>8} {'adapt w%':>8}  ok")
     print(head)
     print("-" * len(head))
     worst = 0.0
