@@ -5,9 +5,11 @@ Every bundled sample (data/samples/*.csv, close column), a synthetic regime-swit
 AR(1) on log returns refitted every 50 bars on rows up to the origin); horizon 1; one origin per
 bar from bar 250 to the end. Intervals at each origin use only residuals already observed.
 
-    PYTHONPATH=src python scripts/coverage_study.py [--last N] [--json]
+    PYTHONPATH=src python scripts/coverage_study.py [--last N] [--scale ewma|garch] [--json]
 
-``--last N`` scores only the last N origins (calibration still uses everything before them).
+``--last N`` scores only the last N origins (calibration still uses everything before them);
+``regime_switch_rw@switch`` always scores the 250 origins right after the switch. ``--scale garch``
+normalises by GARCH(1,1) refitted every 250 origins on rows up to the refit origin.
 """
 
 from __future__ import annotations
@@ -57,14 +59,23 @@ def forecasts(close: np.ndarray, origins: np.ndarray, name: str) -> np.ndarray:
     return out
 
 
-def study(close: np.ndarray, forecaster: str, *, last: int | None) -> list[dict]:
+def garch_scale(close: np.ndarray, origins: np.ndarray, *, every: int = 250) -> np.ndarray:
+    """GARCH(1,1) volatility, refitted every ``every`` origins on the rows up to the refit origin."""
+    out = np.empty(len(origins))
+    for i in range(0, len(origins), every):
+        block = origins[i : i + every]
+        g = volatility.fit_garch(close, end=int(block[0]) + 1)
+        out[i : i + len(block)] = g.volatility(close)[block]
+    return out
+
+
+def study(close: np.ndarray, forecaster: str, *, keep: slice, scale: str = "ewma") -> list[dict]:
     origins = np.arange(FIRST_ORIGIN, len(close) - 1)
     pred = forecasts(close, origins, forecaster)
     actual = close[origins + 1][:, None]
     split, _ = conformal.causal_intervals(pred, actual, origins, levels=LEVELS, mode="log")
-    vol = volatility.ewma_volatility(close)[origins]
+    vol = volatility.ewma_volatility(close)[origins] if scale == "ewma" else garch_scale(close, origins)
     dist = adaptive.causal_distribution(pred, actual, origins, scale=vol, method="aci")
-    keep = slice(None) if last is None else slice(-last, None)
     rows = []
     for lv in LEVELS:
         row = {"level": lv}
@@ -81,20 +92,26 @@ def study(close: np.ndarray, forecaster: str, *, last: int | None) -> list[dict]
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--last", type=int, default=None)
+    ap.add_argument("--scale", choices=("ewma", "garch"), default="ewma")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    keep = slice(None) if args.last is None else slice(-args.last, None)
     series = {p.stem: read_sample(p) for p in sorted((ROOT / "data/samples").glob("*.csv"))}
     series["regime_switch_rw"] = synthetic(regime=True, seed=7)
     series["calm_rw"] = synthetic(regime=False, seed=8)
+    jobs = [(name, close, keep) for name, close in series.items()]
+    # the 250 origins right after the regime switch (bar 1000), where split-conformal is most wrong
+    switch = len(series["regime_switch_rw"]) // 2 - FIRST_ORIGIN
+    jobs.append(("regime_switch_rw@switch", series["regime_switch_rw"], slice(switch, switch + 250)))
     out = []
-    for name, close in series.items():
+    for name, close, sl in jobs:
         for fc in ("naive", "ar1"):
-            for row in study(close, fc, last=args.last):
+            for row in study(close, fc, keep=sl, scale=args.scale):
                 out.append({"series": name, "forecaster": fc, **row})
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    head = (f"{'series':<22}{'fc':<6}{'level':>6}{'n':>6}  {'split cov':>9} {'adapt cov':>9}  "
+    head = (f"{'series':<25}{'fc':<6}{'level':>6}{'n':>6}  {'split cov':>9} {'adapt cov':>9}  "
             f"{'split w%':>8} {'adapt w%':>8}  ok")
     print(head)
     print("-" * len(head))
@@ -103,7 +120,7 @@ def main() -> int:
         gap = abs(r["adaptive_coverage"] - r["level"])
         worst = max(worst, gap)
         print(
-            f"{r['series']:<22}{r['forecaster']:<6}{r['level']:>6.2f}{r['n']:>6}  "
+            f"{r['series']:<25}{r['forecaster']:<6}{r['level']:>6.2f}{r['n']:>6}  "
             f"{100 * r['split_coverage']:>9.1f} {100 * r['adaptive_coverage']:>9.1f}  "
             f"{100 * r['split_width']:>8.2f} {100 * r['adaptive_width']:>8.2f}  {'yes' if gap <= 0.03 else 'NO'}"
         )

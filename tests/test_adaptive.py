@@ -156,3 +156,17 @@ def test_live_state_round_trip_and_update():
     assert again == st
     with pytest.raises(UsageError, match="one outcome per level"):
         st.update(np.array([True]))
+
+
+def test_baselines_get_their_own_distribution_the_same_way():
+    c = _walk(300, seed=6)
+    origins = np.arange(20, 299)
+    pred, actual = _naive(c, origins, 1)
+    noisy = pred * np.exp(np.random.default_rng(0).normal(0, 0.01, pred.shape))
+    both = adaptive.causal_distributions({"model": noisy, "naive": pred}, actual, origins)
+    alone = adaptive.causal_distribution(pred, actual, origins)
+    np.testing.assert_array_equal(both["naive"].quantiles, alone.quantiles)
+    # a noisier forecaster has wider residuals, hence a wider distribution of its own
+    lo, hi = both["model"].interval(0.8)
+    nlo, nhi = alone.interval(0.8)
+    assert np.nanmean(np.log(hi / lo)) > np.nanmean(np.log(nhi / nlo))

@@ -124,3 +124,11 @@ def test_hit_rate_is_read_against_always_up_on_the_same_origins():
     assert same.difference == 0 and (math.isnan(same.p) or same.p == 1.0)
     with pytest.raises(UsageError, match="same origins"):
         sig.hit_rate_vs_baseline(model, up[:, :2])
+
+
+def test_selection_note_says_what_it_means():
+    rng = np.random.default_rng(8)
+    noise = rng.normal(0, 0.01, (640, 6))
+    line = sig.selection_note(sig.deflated_sharpe_of_trials(noise), sig.pbo_cscv(noise, n_blocks=8))
+    assert "best of 6 tried" in line and "not distinguishable from luck" in line and "PBO" in line
+    assert sig.selection_note(None, None).startswith("one configuration")

@@ -219,3 +219,11 @@ class AdaptiveLevels:
             raise UsageError(f"unsupported adaptive-level format {d.get('format')!r}")
         return cls(nominal=_check_levels(tuple(d["nominal"])), effective=tuple(float(x) for x in d["effective"]),
                    gamma=float(d["gamma"]))
+
+
+def causal_distributions(
+    preds: dict[str, np.ndarray], actual: np.ndarray, origins: np.ndarray, **kwargs
+) -> dict[str, Distribution]:
+    """``causal_distribution`` for each forecaster (model and baselines) with the same settings,
+    each calibrated on its own residuals, so their scores compare like for like."""
+    return {name: causal_distribution(p, actual, origins, **kwargs) for name, p in preds.items()}

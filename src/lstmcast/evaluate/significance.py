@@ -358,3 +358,17 @@ def hit_rate_vs_baseline(hits: np.ndarray, baseline_hits: np.ndarray, *, baselin
         baseline=baseline, hit_rate=rate, baseline_hit_rate=float(pb.mean()), difference=rate - float(pb.mean()),
         p=p, n=n, n_effective=n_eff, low=lo, high=hi, by_step=steps,
     )
+
+
+def selection_note(deflated: Deflated | None, pbo: PBO | None) -> str:
+    """One line telling the user what the selection corrections mean for the best configuration."""
+    parts = []
+    if deflated is not None:
+        verdict = "likely real" if deflated.dsr >= 0.95 else "not distinguishable from luck"
+        parts.append(
+            f"best of {deflated.n_trials} tried: Sharpe {deflated.sharpe:.2f} vs {deflated.threshold:.2f} expected "
+            f"from luck alone, DSR {deflated.dsr:.2f} ({verdict})"
+        )
+    if pbo is not None:
+        parts.append(f"chance the in-sample winner is below median out of sample (PBO) {pbo.pbo:.0%}")
+    return "; ".join(parts) if parts else "one configuration tried: no selection correction needed"
