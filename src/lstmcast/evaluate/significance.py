@@ -372,3 +372,24 @@ def selection_note(deflated: Deflated | None, pbo: PBO | None) -> str:
     if pbo is not None:
         parts.append(f"chance the in-sample winner is below median out of sample (PBO) {pbo.pbo:.0%}")
     return "; ".join(parts) if parts else "one configuration tried: no selection correction needed"
+
+
+def strategy_significance(
+    strategies: dict, *, benchmark: str = "buy_and_hold", bars_per_year: float = 252.0, level: float = 0.95
+) -> dict[str, SharpeStats]:
+    """``sharpe_stats`` for each ``strategy.StrategyResult`` (name -> result), PSR against ``benchmark``'s Sharpe.
+
+    Per-bar net returns are read from the equity curve, so fees count.
+    """
+    def net(res) -> np.ndarray:
+        e = np.asarray(res.equity, dtype="float64")
+        return e[1:] / e[:-1] - 1
+
+    bench = None
+    if benchmark in strategies:
+        b = sharpe_stats(net(strategies[benchmark]), strategies[benchmark].position, bars_per_year=bars_per_year)
+        bench = b.sharpe
+    return {
+        name: sharpe_stats(net(res), res.position, benchmark_sharpe=bench, bars_per_year=bars_per_year, level=level)
+        for name, res in strategies.items()
+    }
