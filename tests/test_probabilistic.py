@@ -35,7 +35,8 @@ def result():
 
 def test_scores_for_model_and_every_baseline(result):
     c, res = result
-    rep = probabilistic_scores(c, res.origins, res.actual, {"model": res.forecast, **res.baselines})
+    preds = {"model": res.forecast, **res.baselines}
+    rep = probabilistic_scores(c, origins=res.origins, actual=res.actual, preds=preds)
     assert set(rep.forecasters) == {"model", "naive", "drift", "moving_average", "mean_return"}
     m, n = rep.forecasters["model"], rep.forecasters["naive"]
     assert n.crps_skill == 0.0 and m.crps_skill > 0.01 and m.crps_dm_stat < 0
@@ -46,7 +47,7 @@ def test_scores_for_model_and_every_baseline(result):
     json.dumps(d, allow_nan=False)
     assert d["forecasters"]["model"]["coverage"]["0.95"]["kupiec_p"] is not None
     with pytest.raises(UsageError, match="naive"):
-        probabilistic_scores(c, res.origins, res.actual, {"model": res.forecast})
+        probabilistic_scores(c, origins=res.origins, actual=res.actual, preds={"model": res.forecast})
 
 
 def test_value_series_get_additive_scores_without_rps():
@@ -54,7 +55,8 @@ def test_value_series_get_additive_scores_without_rps():
     v = np.cumsum(rng.standard_normal(400))
     o = np.arange(50, 398)
     actual = v[o + 1][:, None]
-    rep = probabilistic_scores(v, o, actual, {"naive": v[o][:, None], "model": v[o][:, None] + 0.1}, kind="value")
+    preds = {"naive": v[o][:, None], "model": v[o][:, None] + 0.1}
+    rep = probabilistic_scores(v, origins=o, actual=actual, preds=preds, kind="value")
     assert not rep.scaled and np.isnan(rep.forecasters["model"].rps)
     assert rep.forecasters["model"].scores.crps > 0
 

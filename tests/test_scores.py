@@ -25,24 +25,24 @@ def gaussian_crps(y, mu, sigma):
 def test_pinball_by_hand():
     y = np.array([10.0, 10.0])
     q = np.array([[8.0, 12.0], [11.0, 11.0]])
-    loss = scores.pinball(y, q, (0.1, 0.9))
+    loss = scores.pinball(y, q, levels=(0.1, 0.9))
     # y - q = 2 (tau * 2), -2 ((1 - tau) * 2); then -1, -1
     np.testing.assert_allclose(loss, [[0.2, 0.2], [0.9, 0.1]])
-    assert scores.pinball_by_level(y, q, (0.1, 0.9)) == pytest.approx([0.55, 0.15])
+    assert scores.pinball_by_level(y, q, levels=(0.1, 0.9)) == pytest.approx([0.55, 0.15])
 
 
 def test_crps_of_a_point_forecast_is_the_absolute_error():
     q = np.full((1, 19), 3.0)
-    assert scores.crps(np.array([5.0]), q, adaptive.QUANTILE_GRID) == pytest.approx([2.0])
+    assert scores.crps(np.array([5.0]), q, levels=adaptive.QUANTILE_GRID) == pytest.approx([2.0])
 
 
 @pytest.mark.parametrize("y", [0.0, 0.7, -2.5])
 def test_crps_approximates_the_gaussian_closed_form(y):
     fine = tuple(np.round(np.arange(1, 200) / 200, 4))
     qf = stats.norm.ppf(np.asarray(fine))[None, :]
-    assert scores.crps(np.array([y]), qf, fine)[0] == pytest.approx(gaussian_crps(y, 0, 1), rel=0.005)
+    assert scores.crps(np.array([y]), qf, levels=fine)[0] == pytest.approx(gaussian_crps(y, 0, 1), rel=0.005)
     for grid, tol in ((adaptive.QUANTILE_GRID, 0.03), (GRID, 0.01)):  # the documented margins
-        approx = scores.crps(np.array([y]), stats.norm.ppf(np.asarray(grid))[None, :], grid)[0]
+        approx = scores.crps(np.array([y]), stats.norm.ppf(np.asarray(grid))[None, :], levels=grid)[0]
         assert approx == pytest.approx(gaussian_crps(y, 0, 1), rel=tol)
     assert scores.crps_weights(adaptive.QUANTILE_GRID).sum() == pytest.approx(1.0)
 
@@ -85,14 +85,14 @@ def test_pit_is_uniform_for_a_calibrated_forecast_and_cdf_interpolates():
     rng = np.random.default_rng(1)
     y = rng.standard_normal(5000)
     q = np.tile(stats.norm.ppf(np.asarray(adaptive.QUANTILE_GRID)), (5000, 1))
-    hist = scores.pit_histogram(scores.pit(y, q, adaptive.QUANTILE_GRID), bins=10)
+    hist = scores.pit_histogram(scores.pit(y, q, levels=adaptive.QUANTILE_GRID), bins=10)
     assert hist == pytest.approx([0.1] * 10, abs=0.015)
     qq = np.array([[0.0, 1.0, 3.0]])
     lv = (0.25, 0.5, 0.75)
-    assert scores.cdf_at(np.array([0.5]), qq, lv)[0] == pytest.approx(0.375)
-    assert scores.cdf_at(np.array([2.0]), qq, lv)[0] == pytest.approx(0.625)
-    assert scores.cdf_at(np.array([-0.5]), qq, lv)[0] == pytest.approx(0.125)  # slope of the first gap
-    assert scores.cdf_at(np.array([-9.0]), qq, lv)[0] == 0.0
+    assert scores.cdf_at(np.array([0.5]), qq, levels=lv)[0] == pytest.approx(0.375)
+    assert scores.cdf_at(np.array([2.0]), qq, levels=lv)[0] == pytest.approx(0.625)
+    assert scores.cdf_at(np.array([-0.5]), qq, levels=lv)[0] == pytest.approx(0.125)  # slope of the first gap
+    assert scores.cdf_at(np.array([-9.0]), qq, levels=lv)[0] == 0.0
 
 
 def test_rps_by_hand_and_the_uniform_benchmark_is_016():
@@ -114,7 +114,7 @@ def test_quintile_edges_use_returns_known_at_the_origin():
     dirty = c.copy()
     dirty[151:] = 1.0
     np.testing.assert_array_equal(scores.quintile_edges(dirty, o)[o <= 150], e[o <= 150])
-    out = scores.quintile_outcome(c, o, e)
+    out = scores.quintile_outcome(c, o, edges=e)
     rn = np.log(c[o + 1] / c[o])
     assert out[50] == int(np.sum(rn[50] > e[50]))
 
@@ -134,7 +134,7 @@ def test_score_distribution_summary():
     pred = np.repeat(c[o][:, None], 2, axis=1)
     actual = c[o[:, None] + np.arange(1, 3)]
     d = adaptive.causal_distribution(pred, actual, o, scale=volatility.ewma_volatility(c)[o])
-    s = scores.score_distribution(actual, d.quantiles, d.levels)
+    s = scores.score_distribution(actual, d.quantiles, levels=d.levels)
     assert len(s.crps_by_step) == 2 and s.crps_by_step[1] > s.crps_by_step[0]  # 2 steps are harder
     assert set(s.coverage) == {"0.8", "0.95"} and s.coverage["0.8"].observed == pytest.approx(0.8, abs=0.06)
     assert sum(s.pit_histogram) == pytest.approx(1.0) and len(s.pinball) == len(d.levels)
@@ -168,11 +168,11 @@ def _skills(c):
     preds = {"naive": baseline_forecasts(c, o, 1)["naive"], "ar1": _causal_ar1(c, o, 1)}
     dist = {k: adaptive.causal_distribution(p, actual, o, scale=vol) for k, p in preds.items()}
     lv = dist["naive"].levels
-    crps = {k: scores.crps(np.log(actual), np.log(d.quantiles), lv)[:, 0] for k, d in dist.items()}
+    crps = {k: scores.crps(np.log(actual), np.log(d.quantiles), levels=lv)[:, 0] for k, d in dist.items()}
     out = {"crps_skill": scores.skill(crps["ar1"], crps["naive"]),
            "dm_p": scores.dm_on_scores(crps["ar1"], crps["naive"])[1]}
     for k, d in dist.items():
-        m, u = scores.rps_for_forecast(c, o, d.quantiles[:, 0], lv)
+        m, u = scores.rps_for_forecast(c, o, q_next=d.quantiles[:, 0], levels=lv)
         out[f"rps_skill_{k}"] = scores.skill(m, u)
     return out
 

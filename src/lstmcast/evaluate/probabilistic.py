@@ -50,10 +50,10 @@ class ProbabilisticReport:
 
 def probabilistic_scores(
     close: np.ndarray,
+    *,
     origins: np.ndarray,
     actual: np.ndarray,
     preds: dict[str, np.ndarray],
-    *,
     kind: str = "price",
     method: str = "aci",
     scale: bool = True,
@@ -86,7 +86,7 @@ def probabilistic_scores(
         with np.errstate(divide="ignore", invalid="ignore"):
             y, q = (np.log(a), np.log(d.quantiles)) if log else (a, d.quantiles)
         ok = np.isfinite(y) & np.isfinite(q).all(axis=-1)
-        cr = scores.crps(np.where(ok, y, 0.0), np.where(ok[..., None], q, 0.0), levels)
+        cr = scores.crps(np.where(ok, y, 0.0), np.where(ok[..., None], q, 0.0), levels=levels)
         return np.where(ok, cr, np.nan)
 
     crps_naive = crps_of(dists["naive"]).mean(axis=1)
@@ -94,11 +94,12 @@ def probabilistic_scores(
     for name, d in dists.items():
         cr = crps_of(d).mean(axis=1)  # per origin, over steps
         stat, p = scores.dm_on_scores(cr, crps_naive, horizon=h) if name != "naive" else (float("nan"),) * 2
-        r_m, r_u = (
-            scores.rps_for_forecast(c, o, d.quantiles[:, 0], levels) if log else (np.full(len(o), np.nan),) * 2
-        )
+        if log:
+            r_m, r_u = scores.rps_for_forecast(c, o, q_next=d.quantiles[:, 0], levels=levels)
+        else:  # a value series has no returns to rank
+            r_m = r_u = np.full(len(o), np.nan)
         out[name] = ForecasterScores(
-            name=name, scores=scores.score_distribution(a, d.quantiles, levels, interval_levels=interval_levels,
+            name=name, scores=scores.score_distribution(a, d.quantiles, levels=levels, interval_levels=interval_levels,
                                                         log=log),
             crps_skill=scores.skill(cr, crps_naive), crps_dm_stat=stat, crps_dm_p=p,
             rps=float(np.nanmean(r_m)) if np.isfinite(r_m).any() else float("nan"),

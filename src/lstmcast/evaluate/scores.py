@@ -44,16 +44,16 @@ def _prep(y: np.ndarray, q: np.ndarray, levels) -> tuple[np.ndarray, np.ndarray,
     return y, q, tau
 
 
-def pinball(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+def pinball(y: np.ndarray, q: np.ndarray, *, levels) -> np.ndarray:
     """Pinball (quantile) loss per target and level, ``[..., K]``: ``max(tau (y-q), (tau-1)(y-q))``."""
     y, q, tau = _prep(y, q, levels)
     d = y[..., None] - q
     return np.maximum(tau * d, (tau - 1) * d)
 
 
-def pinball_by_level(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+def pinball_by_level(y: np.ndarray, q: np.ndarray, *, levels) -> np.ndarray:
     """Mean pinball loss per level ``[K]`` over targets where the forecast is defined."""
-    loss = pinball(y, q, levels)
+    loss = pinball(y, q, levels=levels)
     return np.nanmean(loss.reshape(-1, loss.shape[-1]), axis=0)
 
 
@@ -64,9 +64,9 @@ def crps_weights(levels) -> np.ndarray:
     return np.diff(edges)
 
 
-def crps(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+def crps(y: np.ndarray, q: np.ndarray, *, levels) -> np.ndarray:
     """Quantile-approximated CRPS per target, ``y``'s shape (see the module note)."""
-    return 2.0 * np.sum(pinball(y, q, levels) * crps_weights(levels), axis=-1)
+    return 2.0 * np.sum(pinball(y, q, levels=levels) * crps_weights(levels), axis=-1)
 
 
 def skill(score_model: np.ndarray, score_reference: np.ndarray) -> float:
@@ -89,7 +89,7 @@ def dm_on_scores(score_model: np.ndarray, score_reference: np.ndarray, *, horizo
     return diebold_mariano(a[ok], b[ok], horizon=horizon, power=1)
 
 
-def cdf_at(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+def cdf_at(y: np.ndarray, q: np.ndarray, *, levels) -> np.ndarray:
     """Forecast CDF at ``y`` by linear interpolation between quantiles, ``y``'s shape.
 
     Outside the outermost quantiles the tail mass is spread uniformly over a span as wide as the
@@ -119,9 +119,9 @@ def cdf_at(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).reshape(y.shape)
 
 
-def pit(y: np.ndarray, q: np.ndarray, levels) -> np.ndarray:
+def pit(y: np.ndarray, q: np.ndarray, *, levels) -> np.ndarray:
     """Probability integral transform values ``F(y)``: uniform on [0, 1] for a calibrated forecast."""
-    return cdf_at(y, q, levels)
+    return cdf_at(y, q, levels=levels)
 
 
 def pit_histogram(pit_values: np.ndarray, *, bins: int = 10) -> np.ndarray:
@@ -231,7 +231,7 @@ def quintile_edges(close: np.ndarray, origins: np.ndarray, *, window: int | None
     return out
 
 
-def quintile_outcome(close: np.ndarray, origins: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def quintile_outcome(close: np.ndarray, origins: np.ndarray, *, edges: np.ndarray) -> np.ndarray:
     """Quintile index 0..4 of the realised next-bar log return against each origin's edges (-1 if unknown)."""
     c = np.asarray(close, dtype="float64")
     o = np.asarray(origins, dtype="int64")
@@ -245,12 +245,12 @@ def quintile_outcome(close: np.ndarray, origins: np.ndarray, edges: np.ndarray) 
     return out
 
 
-def quintile_probs(q_return: np.ndarray, levels, edges: np.ndarray) -> np.ndarray:
+def quintile_probs(q_return: np.ndarray, *, levels, edges: np.ndarray) -> np.ndarray:
     """Probabilities ``[n, 5]`` of each quintile under a quantile forecast of the next log return ``[n, K]``."""
     q = np.asarray(q_return, dtype="float64")
     e = np.asarray(edges, dtype="float64")
     n = q.shape[0]
-    cdf = np.column_stack([cdf_at(e[:, j], q, levels) for j in range(4)])  # [n, 4]
+    cdf = np.column_stack([cdf_at(e[:, j], q, levels=levels) for j in range(4)])  # [n, 4]
     full = np.column_stack([np.zeros(n), cdf, np.ones(n)])
     return np.diff(full, axis=1)
 
@@ -293,8 +293,8 @@ class DistributionScores:
 def score_distribution(
     actual: np.ndarray,
     quantiles: np.ndarray,
-    levels,
     *,
+    levels,
     interval_levels: tuple[float, ...] = (0.8, 0.95),
     log: bool = True,
     pit_bins: int = 10,
@@ -311,17 +311,17 @@ def score_distribution(
         with np.errstate(divide="ignore", invalid="ignore"):
             a, q = np.log(a), np.log(q)
     ok = np.isfinite(a) & np.isfinite(q).all(axis=-1)
-    c = crps(np.where(ok, a, 0.0), np.where(ok[..., None], q, 0.0), tau)
+    c = crps(np.where(ok, a, 0.0), np.where(ok[..., None], q, 0.0), levels=tau)
     c = np.where(ok, c, np.nan)
     cov = {}
     for lv in interval_levels:
         lo = q[:, 0, _level(tau, (1 - lv) / 2)]
         hi = q[:, 0, _level(tau, (1 + lv) / 2)]
         cov[f"{lv:g}"] = coverage_test(a[:, 0], lo, hi, nominal=lv)
-    pv = pit(np.where(ok, a, np.nan), q, tau)
+    pv = pit(np.where(ok, a, np.nan), q, levels=tau)
     return DistributionScores(
         crps=float(np.nanmean(c)), crps_by_step=[float(x) for x in np.nanmean(c, axis=0)],
-        pinball=[float(x) for x in pinball_by_level(np.where(ok, a, np.nan), q, tau)], levels=list(tau),
+        pinball=[float(x) for x in pinball_by_level(np.where(ok, a, np.nan), q, levels=tau)], levels=list(tau),
         coverage=cov, pit_histogram=pit_histogram(pv, bins=pit_bins).tolist(), n=int(ok.sum()),
     )
 
@@ -334,7 +334,7 @@ def _level(levels: tuple[float, ...], level: float) -> int:
 
 
 def rps_for_forecast(
-    close: np.ndarray, origins: np.ndarray, q_next: np.ndarray, levels, *, window: int | None = None
+    close: np.ndarray, origins: np.ndarray, *, q_next: np.ndarray, levels, window: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """M6 RPS per origin for a next-bar price quantile forecast ``q_next [n, K]``, and the uniform's.
 
@@ -345,8 +345,8 @@ def rps_for_forecast(
     c = np.asarray(close, dtype="float64")
     o = np.asarray(origins, dtype="int64")
     edges = quintile_edges(c, o, window=window)
-    outcome = quintile_outcome(c, o, edges)
+    outcome = quintile_outcome(c, o, edges=edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         qr = np.log(np.asarray(q_next, dtype="float64") / c[o][:, None])
-    probs = quintile_probs(qr, levels, edges)
+    probs = quintile_probs(qr, levels=levels, edges=edges)
     return rps(probs, outcome), rps(uniform_probs(len(o)), outcome)
