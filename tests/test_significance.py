@@ -91,6 +91,9 @@ def test_pbo_noise_is_about_a_coin_flip_and_a_real_edge_is_not_overfit():
     edge = noise.copy()
     edge[:, 2] += 0.004
     assert sig.pbo_cscv(edge, n_blocks=10).pbo < 0.05
+    # never-trading configurations rank as cash (Sharpe 0), so they do not hand noise a free win
+    flat = np.column_stack([noise[:, :4], np.zeros((800, 4))])
+    assert 0.2 < sig.pbo_cscv(flat, n_blocks=10).pbo < 0.8
     with pytest.raises(UsageError, match="at least 4 configurations"):
         sig.pbo_cscv(noise[:, :3])
     with pytest.raises(UsageError, match="even number"):
