@@ -34,7 +34,7 @@ GATES = {"lstm": 4, "gru": 3}
 WEIGHTS_PREFIX = "weights."
 # The input projections of all time steps are computed in one matmul per layer; batches are cut
 # into chunks so that this [lookback, chunk, G*H] block stays near the cache, not gigabytes.
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 16 << 20
 
 _PARAM = re.compile(r"^(lstm|gru)\.(weight_ih|weight_hh|bias_ih|bias_hh)_l(\d+)$")
 
@@ -146,7 +146,10 @@ class NumpyRNN:
     def __init__(self, weights: Mapping[str, np.ndarray], *, dtype: np.dtype | str | None = None) -> None:
         self.arch = architecture(weights)
         a = self.arch
-        self.dtype = np.dtype(dtype) if dtype is not None else np.result_type(*(np.asarray(w) for w in weights.values()))
+        if dtype is None:
+            self.dtype = np.result_type(*(np.asarray(w) for w in weights.values()))
+        else:
+            self.dtype = np.dtype(dtype)
         if not np.issubdtype(self.dtype, np.floating):
             raise ModelError(f"the forward pass computes in a float dtype, not {self.dtype}")
         h = a.hidden
