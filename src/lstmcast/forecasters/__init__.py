@@ -1,0 +1,1 @@
+"""Forecasters: the model families behind one fit/predict seam."""
