@@ -51,7 +51,7 @@ CLOSE_NAMES = {"close", "price", "last", "adj_close"}
 WEEKEND_SHARE_24_7 = 0.1  # 24/7 daily data has 2 weekend bars in 7; fewer than this is a mix-up
 JUMP_LOG_RETURN = float(np.log(1.5))  # as fetch: |log return| above ~50% in one bar is flagged
 SPLIT_RATIOS = (2, 3, 4, 5, 8, 10, 20, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10, 3 / 2)
-_WIDE = re.compile(r"^\s*([^:]+?)\s*:\s*(.+?)\s*$")
+_WIDE = re.compile(r"^([^:\s]+):([^:\s]+)$")  # BTC:close (not pandas' "Unnamed: 0")
 
 
 def _norm(name: str) -> str:
