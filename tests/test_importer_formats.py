@@ -197,7 +197,7 @@ def test_wide_file_reads_one_asset(store, tmp_path):
 
 
 def test_wide_file_without_asset_lists_them(store, tmp_path):
-    with pytest.raises(DataError, match=r"wide file with ASSET:field columns for 2 asset\(s\) \(BTC, ETH\); pass --asset"):
+    with pytest.raises(DataError, match=r"ASSET:field columns for 2 asset\(s\) \(BTC, ETH\); pass --asset"):
         import_file(store, wide_csv(tmp_path / "wide.csv"), symbol="X")
     with pytest.raises(DataError, match="no columns for asset 'DOGE'; assets: BTC, ETH"):
         import_file(store, wide_csv(tmp_path / "wide.csv"), symbol="X", asset="DOGE")
