@@ -115,7 +115,8 @@ class FakeYahoo(requests.Session):
             elif q.get("range") == "1d":
                 bars = bars.iloc[-1:]
             exchange, tz = self.exchanges.get(symbol, ("NMS", NY))
-            return 200, json.dumps(chart_json(symbol, bars, tz=tz, exchange=exchange)), {"content-type": "application/json"}
+            body = json.dumps(chart_json(symbol, bars, tz=tz, exchange=exchange))
+            return 200, body, {"content-type": "application/json"}
         return 404, "not found", {}
 
 
