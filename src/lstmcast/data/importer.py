@@ -253,7 +253,8 @@ def read_table(
         if label.startswith("the unnamed"):
             raise DataError(f"the first header cell is empty (header: {','.join(header)[:100]!r}), and {e}") from e
         raise
-    if times.how and not times.how.startswith(("datetime", "epoch", "%Y-%m-%d", "ISO")):
+    plain = re.fullmatch(r"%Y-?%m-?%d(?:[ T]%H:%M(?::%S)?)?", times.how or "")
+    if times.how and not plain and not times.how.startswith(("datetime", "epoch", "ISO")):
         notes.append(f"read dates as {times.how}")
     value_cols = [c for c in raw.columns if c not in (time_col, sym_col)]
     comma = delim == ";" and _decimal_comma(raw, {time_col, sym_col} - {None}) if delim else False

@@ -276,5 +276,6 @@ def stamp(
         local = times.wall.tz_localize(tz, ambiguous="infer", nonexistent="raise")
     except (ValueError, TypeError) as e:  # pytz/zoneinfo errors for DST gaps and folds
         raise DataError(f"times in {name!r} cannot be placed in {tz}: {e}") from e
-    notes.append(f"read intraday times as {tz} and converted them to UTC")
+    if tz.upper() not in ("UTC", "ETC/UTC", "GMT"):
+        notes.append(f"read intraday times as {tz} and converted them to UTC")
     return local.tz_convert("UTC")
