@@ -24,14 +24,14 @@ def sample_bars(name: str = "AAPL_1d.csv") -> pd.DataFrame:
     return df
 
 
-def chart_json(symbol: str, bars: pd.DataFrame, *, tz: str = NY) -> dict:
+def chart_json(symbol: str, bars: pd.DataFrame, *, tz: str = NY, exchange: str = "NMS") -> dict:
     """Chart-API JSON for ``bars`` (daily rows indexed by local date)."""
     opens = pd.DatetimeIndex(bars.index).tz_localize(tz) + pd.Timedelta(hours=9, minutes=30)
     ts = [int(t.timestamp()) for t in opens]
     last = opens[-1] if len(opens) else pd.Timestamp("2023-09-21 09:30", tz=tz)
     day = last.normalize()
     meta = {
-        "currency": "USD", "symbol": symbol, "exchangeName": "NMS", "instrumentType": "EQUITY",
+        "currency": "USD", "symbol": symbol, "exchangeName": exchange, "instrumentType": "EQUITY",
         "firstTradeDate": 345479400, "regularMarketTime": ts[-1] if ts else 0, "gmtoffset": -14400,
         "timezone": "EDT", "exchangeTimezoneName": tz, "dataGranularity": "1d", "range": "",
         "currentTradingPeriod": {
@@ -69,8 +69,10 @@ class FakeYahoo(requests.Session):
     "malformed", "empty", or None for a normal answer. ``log`` records every chart request.
     """
 
-    def __init__(self, bars: dict[str, pd.DataFrame] | None = None, script: list | None = None) -> None:
+    def __init__(self, bars: dict[str, pd.DataFrame] | None = None, script: list | None = None,
+                 exchanges: dict[str, tuple[str, str]] | None = None) -> None:
         super().__init__()
+        self.exchanges = exchanges or {}  # symbol -> (Yahoo exchange code, time zone); default NMS, New York
         self.bars = bars if bars is not None else {"AAPL": sample_bars()}
         self.script = list(script or [])
         self.log: list[tuple[str, dict]] = []
@@ -112,7 +114,9 @@ class FakeYahoo(requests.Session):
                 bars = bars[(opens >= lo) & (opens < hi)]
             elif q.get("range") == "1d":
                 bars = bars.iloc[-1:]
-            return 200, json.dumps(chart_json(symbol, bars)), {"content-type": "application/json"}
+            exchange, tz = self.exchanges.get(symbol, ("NMS", NY))
+            body = json.dumps(chart_json(symbol, bars, tz=tz, exchange=exchange))
+            return 200, body, {"content-type": "application/json"}
         return 404, "not found", {}
 
 

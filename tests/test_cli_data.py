@@ -45,7 +45,8 @@ def test_import_prints_rows_range_repairs_and_gaps(cli, btc_csv):
     r = cli("import", str(btc_csv), "--symbol", "BTC-USD")
     assert r.exit_code == 0, r.stderr
     out = r.stdout
-    assert "imported import:BTC-USD 1d (price, crypto): 1770 rows, 1770 new, 0 replaced" in out
+    assert "imported import:BTC-USD 1d (price, crypto): 1770 rows, 1770 new, 0 changed, 0 unchanged" in out
+    assert "- market crypto: BTC-USD is a crypto pair (BASE-USD)" in out
     assert "stored 1770 rows 2014-12-01 .. 2019-10-17" in out
     assert "- skipped 1 line(s) above the header" in out
     assert "- sorted rows into time order" in out
@@ -72,6 +73,10 @@ def test_reimport_reports_replaced(cli, tmp_path):
     r = cli("import", str(path), "--symbol", "AAPL", "--json")
     doc = json.loads(r.stdout)
     assert (doc["rows_added"], doc["rows_replaced"], doc["rows_stored"]) == (0, 3, 3)
+    assert (doc["status"], doc["rows_changed"], doc["rows_unchanged"]) == ("unchanged", 0, 3)
+    r = cli("import", str(path), "--symbol", "AAPL")
+    assert "import:AAPL 1d (price, equity) unchanged: the 3 rows in the file are already stored" in r.stdout
+    assert " new" not in r.stdout and "replaced" not in r.stdout
 
 
 def test_import_value_column(cli, tmp_path):

@@ -104,7 +104,9 @@ def test_epoch_seconds_hourly(store, tmp_path):
     ids=["us", "datetime", "iso-z", "words"],
 )
 def test_date_strings(store, tmp_path, stamps):
-    _, got = imported(store, ohlcv_csv(tmp_path / "f.csv", stamps=stamps))
+    # month-first US dates are ambiguous (01/02 is also 1 February): they need the format named
+    kw = {"date_format": "%m/%d/%Y"} if "/" in stamps[0] else {}
+    _, got = imported(store, ohlcv_csv(tmp_path / "f.csv", stamps=stamps), **kw)
     assert list(got.index) == expected_index()
 
 

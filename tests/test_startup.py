@@ -11,7 +11,7 @@ import pytest
 
 from conftest import subprocess_env
 
-HEAVY = ("torch", "yfinance", "ccxt")
+HEAVY = ("torch", "yfinance", "ccxt", "exchange_calendars")
 
 
 def imported_modules(importtime_log: str) -> set[str]:

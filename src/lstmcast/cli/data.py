@@ -14,15 +14,25 @@ data_app = typer.Typer(help="Inspect the local price store.", no_args_is_help=Tr
 
 def import_cmd(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="CSV or Parquet file."),
-    symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD."),
+    file: Path = typer.Argument(..., help="CSV or Parquet file, also .gz, .bz2, .xz or a .zip holding one file."),
+    symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD, 7203.T."),
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
     source: str = typer.Option("import", "--source", help="Source name to file it under."),
     value_column: str | None = typer.Option(
         None, "--value-column", help="Import a plain univariate series (not a price) from this column."
     ),
     market: str | None = typer.Option(
-        None, "--market", help="crypto, equity, fx or continuous (default: guessed from the symbol)."
+        None, "--market",
+        help="crypto (or 24/7), equity (NYSE), an exchange code such as XTKS or XLON, fx or continuous "
+        "(default: from the symbol's suffix, else 24/7 if bars fall on weekends, else NYSE).",
+    ),
+    asset: str | None = typer.Option(None, "--asset", help="The asset to read from a wide ASSET:field file."),
+    date_format: str | None = typer.Option(
+        None, "--date-format", help="strftime format of the dates, e.g. '%d.%m.%Y' or '%Y-%m-%d %I-%p'."
+    ),
+    dayfirst: bool = typer.Option(False, "--dayfirst", help="Dates such as 01/02/2013 are day-first (1 Feb)."),
+    tz: str | None = typer.Option(
+        None, "--tz", help="Zone of intraday times written without a UTC offset, e.g. UTC or America/New_York."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -31,34 +41,51 @@ def import_cmd(
 
     res = import_file(
         common.store(ctx), file, symbol=symbol, interval=interval, source=source,
-        value_column=value_column, market=market,
+        value_column=value_column, market=market, asset=asset, date_format=date_format, dayfirst=dayfirst, tz=tz,
     )
     m = res.upsert.manifest
     summary = {
         "series": res.upsert.key.spec,
+        "status": "unchanged" if res.unchanged else "updated",
         "interval": m["interval"],
         "kind": m["kind"],
         "market": m["market"],
+        "market_reason": res.market_reason,
         "rows_in_file": res.upsert.rows_added + res.upsert.rows_replaced,
         "rows_added": res.upsert.rows_added,
         "rows_replaced": res.upsert.rows_replaced,
+        "rows_changed": res.rows_changed,
+        "rows_unchanged": res.rows_unchanged,
         "rows_stored": m["rows"],
         "first": m["first"],
         "last": m["last"],
         "missing_bars": m["gaps"]["missing_bars"],
+        "quality": res.quality,
         "repairs": res.notes,
     }
     if as_json:
         common.print_json(summary)
         return
     con = common.out()
-    con.print(
-        f"imported [bold]{escape(summary['series'])}[/] {m['interval']} ({m['kind']}, {m['market']}): "
-        f"{summary['rows_in_file']} rows, {summary['rows_added']} new, {summary['rows_replaced']} replaced; "
-        f"stored {m['rows']} rows {common.fmt_time(m['first'])} .. {common.fmt_time(m['last'])}"
-    )
+    head = f"[bold]{escape(summary['series'])}[/] {m['interval']} ({m['kind']}, {escape(m['market'])})"
+    stored = f"stored {m['rows']} rows {common.fmt_time(m['first'])} .. {common.fmt_time(m['last'])}"
+    if res.unchanged:
+        con.print(f"{head} unchanged: the {summary['rows_in_file']} rows in the file are already stored; {stored}")
+    else:
+        con.print(
+            f"imported {head}: {summary['rows_in_file']} rows, {summary['rows_added']} new, "
+            f"{summary['rows_changed']} changed, {summary['rows_unchanged']} unchanged; {stored}"
+        )
+    con.print(f"  - market {escape(m['market'])}: {escape(res.market_reason)}")
     for note in res.notes:
         con.print(f"  - {escape(note)}")
+    for s in res.quality.get("likely_splits", []):
+        con.print(f"  - [yellow]likely unadjusted {s['split']} split[/] at {common.fmt_time(s['time'])} "
+                  f"(log return {s['log_return']})")
+    split_times = {s["time"] for s in res.quality.get("likely_splits", [])}
+    for j in res.quality.get("jumps", []):
+        if j["time"] not in split_times:
+            con.print(f"  - [yellow]one-bar jump[/] at {common.fmt_time(j['time'])} (log return {j['log_return']})")
     gaps = m["gaps"]
     if gaps["missing_bars"]:
         con.print(f"  - gaps: {gaps['missing_bars']} missing bar(s) in {gaps['runs']} run(s)")

@@ -235,6 +235,7 @@ def fetch_series(
                 cache_dir=store.root / "cache" / "yfinance", allow_empty=fetch_from is not None,
             ))
             frame, tz, session_end = bars.frame, bars.exchange_tz, bars.session_end
+            market = bars.market or market  # the exchange Yahoo names beats the symbol's spelling
         else:
             from lstmcast.data.sources import ccxt_source
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from lstmcast.data import schema
+from lstmcast.data import calendar, schema
 from lstmcast.data.sources.retry import brief, looks_unreachable
 from lstmcast.errors import DataSourceError, ServiceUnreachableError, TemporaryFetchError
 
@@ -40,6 +40,36 @@ class YahooBars:
     frame: pd.DataFrame
     exchange_tz: str | None
     session_end: pd.Timestamp | None  # end of the current regular session (UTC), if Yahoo said
+    market: str | None = None  # from the chart metadata (see ``market_from_metadata``), if it tells
+
+
+# Yahoo's exchange codes (chart metadata "exchangeName") -> exchange_calendars codes.
+YAHOO_EXCHANGES: dict[str, str] = {
+    **dict.fromkeys(("NMS", "NGM", "NCM", "NAS", "NYQ", "NYS", "ASE", "PCX", "BTS", "PNK", "OQB", "OQX",
+                     "NIM", "SNP", "DJI", "CXI", "WCB"), "XNYS"),
+    "JPX": "XTKS", "TYO": "XTKS", "OSA": "XTKS", "LSE": "XLON", "IOB": "XLON", "GER": "XETR", "ETR": "XETR",
+    "FRA": "XFRA", "BER": "XFRA", "MUN": "XFRA", "DUS": "XDUS", "HAM": "XHAM", "STU": "XSTU", "TOR": "XTSE",
+    "VAN": "XTSE", "CNQ": "XTSE", "NEO": "XTSE", "PAR": "XPAR", "AMS": "XAMS", "BRU": "XBRU", "LIS": "XLIS",
+    "MIL": "XMIL", "MCE": "XMAD", "EBS": "XSWX", "STO": "XSTO", "CPH": "XCSE", "HEL": "XHEL", "OSL": "XOSL",
+    "ICE": "XICE", "ISE": "XDUB", "VIE": "XWBO", "WSE": "XWAR", "PRA": "XPRA", "BUD": "XBUD", "ATH": "ASEX",
+    "IST": "XIST", "HKG": "XHKG", "ASX": "XASX", "NZE": "XNZE", "SES": "XSES", "KSC": "XKRX", "KOE": "XKRX",
+    "SHH": "XSHG", "SHZ": "XSHG", "TAI": "XTAI", "TWO": "XTAI", "NSI": "XBOM", "BSE": "XBOM", "JKT": "XIDX",
+    "KLS": "XKLS", "SET": "XBKK", "SAO": "BVMF", "MEX": "XMEX", "BUE": "XBUE", "SGO": "XSGO", "JNB": "XJSE",
+    "TLV": "XTAE", "SAU": "XSAU",
+}
+
+
+def market_from_metadata(meta: Any) -> str | None:
+    """The market of a Yahoo symbol from its chart metadata: crypto, fx, or its exchange's calendar."""
+    if not callable(getattr(meta, "get", None)):  # yfinance's HistoryMetadata is dict-like, not a dict
+        return None
+    kind = str(meta.get("instrumentType") or "").upper()
+    if kind == "CRYPTOCURRENCY":
+        return "crypto"
+    if kind == "CURRENCY":
+        return "fx"
+    code = YAHOO_EXCHANGES.get(str(meta.get("exchangeName") or "").upper())
+    return calendar.market_for_exchange(code) if code else None
 
 
 def check_interval(interval: str) -> str:
@@ -243,4 +273,4 @@ def fetch_bars(
     frame = _normalise(raw, interval=interval, tz=tz)
     if len(frame) == 0 and not allow_empty:
         raise DataSourceError(f"Yahoo Finance returned no {interval} bars for {symbol!r}; check the symbol")
-    return YahooBars(frame, tz, _session_end(meta))
+    return YahooBars(frame, tz, _session_end(meta), market_from_metadata(meta))
