@@ -32,7 +32,7 @@ from lstmcast.data.store import NamedLock, SeriesKey, file_lock, key_folder, sym
 from lstmcast.errors import CheckpointError, DataNotFoundError, LstmcastError
 from lstmcast.features import FeatureConfig, Prepared, Scaler
 from lstmcast.jsonable import to_jsonable
-from lstmcast.model import ModelConfig
+from lstmcast.settings import ModelConfig
 
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
@@ -311,7 +311,7 @@ def load_run(
         tensors = load_file(str(weights), device="cpu")
         features = FeatureConfig.from_dict(meta["features"])
         model_config = ModelConfig.from_dict(meta["model"])
-        train_config = TrainConfig.from_dict(meta["train"])
+        train_config = TrainConfig.from_dict(meta["train"], lenient=True)
         scaler = Scaler.from_dict(meta["scaler"])
         names = tuple(meta["feature_names"])
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:

@@ -2,35 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 from torch import nn
 
-from lstmcast.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    hidden: int = 64
-    layers: int = 2
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.hidden < 1:
-            raise ConfigError(f"hidden size must be at least 1 (got {self.hidden})")
-        if self.layers < 1:
-            raise ConfigError(f"layers must be at least 1 (got {self.layers})")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1) (got {self.dropout})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(hidden=int(d["hidden"]), layers=int(d["layers"]), dropout=float(d["dropout"]))
+from lstmcast.settings import ModelConfig  # noqa: F401  (its old home)
 
 
 class LSTMForecaster(nn.Module):

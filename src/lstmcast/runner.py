@@ -333,28 +333,16 @@ def series_key(entry: WatchEntry) -> Any:
 def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
     """(FeatureConfig, ModelConfig, TrainConfig) for one entry's effective settings.
 
-    ``patience = 0`` in the config means no early stopping. ``train_options`` (e.g. ``threads=1``)
-    go into the ``TrainConfig`` as they are.
+    ``train_options`` (e.g. ``threads=1``) replace those settings; without a ``threads`` setting
+    the run uses ``settings.default_run_threads()`` per process rather than torch's default.
     """
     from lstmcast.features import FeatureConfig
-    from lstmcast.model import ModelConfig
-    from lstmcast.train import TrainConfig
+    from lstmcast.settings import default_run_threads
 
-    s = settings
-    return (
-        FeatureConfig(lookback=s.lookback, horizon=s.horizon, target=s.target),
-        ModelConfig(hidden=s.hidden, layers=s.layers, dropout=s.dropout),
-        TrainConfig(
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            lr=s.lr,
-            patience=s.patience or max(1, s.epochs),
-            val_fraction=s.val_fraction,
-            device=s.device,
-            seed=s.seed,
-            **train_options,
-        ),
-    )
+    s = settings.with_values(train_options) if train_options else settings
+    if s.threads is None:
+        s = s.with_values({"threads": default_run_threads()})
+    return FeatureConfig.from_settings(s), s.network(), s.training()
 
 
 def holdout_origins(index: Any, models: list[Any], *, holdout: int) -> Any:

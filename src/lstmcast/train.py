@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import numpy as np
 from lstmcast import features as F
 from lstmcast.errors import ConfigError, DataError, ModelError
 from lstmcast.features import FeatureConfig, Prepared, Scaler
-from lstmcast.model import ModelConfig
+from lstmcast.settings import DEVICE_PATTERN, ModelConfig, Settings, TrainConfig
 
 if TYPE_CHECKING:
     import torch
@@ -30,48 +31,8 @@ if TYPE_CHECKING:
     from lstmcast.checkpoint import RunInfo
     from lstmcast.data.store import SeriesKey, Store
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 EVAL_BATCH = 4096
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 10  # epochs without a better validation loss before stopping
-    val_fraction: float = 0.2
-    clip: float = 1.0  # max gradient norm; 0 turns clipping off
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    bf16: bool = False  # bf16 autocast, CUDA only
-    threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"epochs must be 0 or more (got {self.epochs})")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be positive (got {self.lr})")
-        if self.patience < 1:
-            raise ConfigError(f"patience must be at least 1 epoch (got {self.patience})")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be at least 1 (got {self.threads})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass(frozen=True)
@@ -96,16 +57,21 @@ def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then the CPU; a named device that is missing is an error."""
     import torch
 
-    if name not in DEVICES:
-        raise ConfigError(f"device {name!r} is not one of: {', '.join(DEVICES)}")
+    if not re.match(DEVICE_PATTERN, str(name)):
+        raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps (got {name!r})")
     has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name.startswith("cuda") and not torch.cuda.is_available():
         why = "this PyTorch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
         raise ModelError(
-            f"--device cuda requested but CUDA is not available ({why}, torch {torch.__version__}); "
+            f"--device {name} requested but CUDA is not available ({why}, torch {torch.__version__}); "
             "use --device cpu or --device auto"
+        )
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise ModelError(
+            f"--device {name} requested but only {torch.cuda.device_count()} CUDA device(s) are visible "
+            f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
         )
     if name == "mps" and not has_mps:
         raise ModelError(
@@ -324,7 +290,7 @@ def fit(
                     progress(stats)
                 if not math.isfinite(train_loss):
                     raise ModelError(f"training diverged at epoch {epoch} (loss {train_loss}); lower --lr")
-                if stale >= train.patience:
+                if train.patience and stale >= train.patience:
                     break
         except KeyboardInterrupt:
             interrupted = True
@@ -368,87 +334,46 @@ def _val_loss(net: nn.Module, xw: torch.Tensor, yw: torch.Tensor, idx: torch.Ten
 
 # -- options: flags and config files ------------------------------------------------------------
 
-# option name -> (which config, type)
-OPTIONS: dict[str, tuple[str, type]] = {
-    "interval": ("series", str),
-    "lookback": ("features", int),
-    "horizon": ("features", int),
-    "target": ("features", str),
-    "features": ("features", list),
-    "hidden": ("model", int),
-    "layers": ("model", int),
-    "dropout": ("model", float),
-    "epochs": ("train", int),
-    "batch_size": ("train", int),
-    "lr": ("train", float),
-    "weight_decay": ("train", float),
-    "patience": ("train", int),
-    "val_fraction": ("train", float),
-    "clip": ("train", float),
-    "device": ("train", str),
-    "seed": ("train", int),
-    "deterministic": ("train", bool),
-    "bf16": ("train", bool),
-    "threads": ("train", int),
-}
+# option name -> the part of the settings it belongs to (all of them are settings.Settings fields)
+OPTIONS: dict[str, str] = {"interval": "series", **{k: "settings" for k in Settings.model_fields}}
 
 
 @dataclass(frozen=True)
 class TrainSetup:
     interval: str = "1d"
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def features(self) -> FeatureConfig:
+        return FeatureConfig.from_settings(self.settings)
+
+    @property
+    def model(self) -> ModelConfig:
+        return self.settings.network()
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.settings.training()
+
+    @property
+    def family(self) -> str:
+        return self.settings.family
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The ``[train]`` table of a TOML file, keys checked against the ``train`` options."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    """The ``[train]`` (or ``[defaults]``) table of a TOML file, checked against the settings."""
+    from lstmcast.settings import read_table
 
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"config file not found: {path}") from e
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from e
-    table = doc.get("train")
-    if not isinstance(table, dict):
-        raise ConfigError(f"config file {path} has no [train] table")
-    return _check_options(table, where=f"[train] in {path}")
+    return read_table(path)[0]
 
 
-def _check_options(options: Mapping[str, Any], *, where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for raw_key, value in options.items():
-        key = str(raw_key).replace("-", "_")
-        if key not in OPTIONS:
-            raise ConfigError(f"unknown key {raw_key!r} in {where}; known: {', '.join(OPTIONS)}")
-        want = OPTIONS[key][1]
-        ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))) or (
-            want is float and isinstance(value, int) and not isinstance(value, bool)
-        )
-        if not ok:
-            raise ConfigError(f"{raw_key} in {where} must be {want.__name__}, not {value!r}")
-        out[key] = value
-    return out
+def setup_from_options(options: Mapping[str, Any], *, where: str = "options") -> TrainSetup:
+    """The setup from a flat mapping of option names (flags over file values, already merged)."""
+    from lstmcast.settings import build
 
-
-def setup_from_options(options: Mapping[str, Any]) -> TrainSetup:
-    """Build the configs from a flat mapping of option names (flags over file values, already merged)."""
-    opts = _check_options({k: v for k, v in options.items() if v is not None}, where="options")
-    groups: dict[str, dict[str, Any]] = {"series": {}, "features": {}, "model": {}, "train": {}}
-    for key, value in opts.items():
-        groups[OPTIONS[key][0]][key] = tuple(value) if key == "features" else value
-    return TrainSetup(
-        interval=groups["series"].get("interval", "1d"),
-        features=FeatureConfig(**groups["features"]),
-        model=ModelConfig(**groups["model"]),
-        train=TrainConfig(**groups["train"]),
-    )
+    opts = {k.replace("-", "_"): v for k, v in options.items() if v is not None}
+    interval = opts.pop("interval", "1d")
+    return TrainSetup(interval=interval, settings=build(opts, where=where))
 
 
 # -- train a stored series and save a run --------------------------------------------------------
