@@ -30,11 +30,11 @@ import numpy as np
 from lstmcast import __version__, atomic
 from lstmcast.data.store import NamedLock, SeriesKey, file_lock, key_folder, symbol_from_dirname
 from lstmcast.errors import CheckpointError, DataNotFoundError, LstmcastError
-from lstmcast.features import FeatureConfig, Prepared, Scaler
+from lstmcast.features import FeatureConfig, Prepared
 from lstmcast.jsonable import to_jsonable
-from lstmcast.settings import ModelConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records the model family; 1 (LSTM only) still loads
+READABLE_VERSIONS = (1, 2)
 WEIGHTS = "model.safetensors"
 META = "meta.json"
 CURRENT = "current"
@@ -121,30 +121,28 @@ def save_run(
 ) -> RunInfo:
     """Write a run folder (complete before it appears), then, if ``promote``, move ``current`` to it.
 
-    ``fitted`` is a ``train.Fitted``. An interrupted fit is saved but never promoted.
+    ``fitted`` is any family's fitted artifact (``forecasters.base.Fitted``): its ``state()`` gives
+    the tensors and the JSON that rebuild it. An interrupted fit is saved but never promoted.
     """
-    import torch
-    from safetensors.torch import save_file
-
-    from lstmcast.train import describe_device
+    from safetensors.numpy import save_file
 
     run_id = run_id or new_run_id()
     kind = data_info.get("kind", "price")
-    tensors = {
-        f"weights.{k}": v.detach().to("cpu").contiguous() for k, v in fitted.module.state_dict().items()
-    }
-    tensors["calibration.residuals"] = torch.from_numpy(np.ascontiguousarray(residuals(fitted, kind=kind)))
-    tensors["calibration.val_origins"] = torch.from_numpy(
-        np.ascontiguousarray(fitted.val_origins, dtype="int64")
-    )
-    tensors["calibration.val_pred"] = torch.from_numpy(np.ascontiguousarray(fitted.val_pred, dtype="float64"))
-    tensors["calibration.val_actual"] = torch.from_numpy(
-        np.ascontiguousarray(fitted.val_actual, dtype="float64")
-    )
+    state_tensors, state_meta = fitted.state()
+    tensors = {k: np.ascontiguousarray(v) for k, v in state_tensors.items()}
+    tensors["calibration.residuals"] = np.ascontiguousarray(residuals(fitted, kind=kind))
+    tensors["calibration.val_origins"] = np.ascontiguousarray(fitted.val_origins, dtype="int64")
+    tensors["calibration.val_pred"] = np.ascontiguousarray(fitted.val_pred, dtype="float64")
+    tensors["calibration.val_actual"] = np.ascontiguousarray(fitted.val_actual, dtype="float64")
     status = STATUS_INTERRUPTED if fitted.interrupted else STATUS_COMPLETE
+    family = state_meta.get("family", "lstm")
+    versions = {"lstmcast": __version__}
+    if family in ("lstm", "gru"):
+        versions["torch"] = _dist_version("torch")
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "run_id": run_id,
+        "family": family,
         "status": status,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "source": key.source,
@@ -153,19 +151,15 @@ def save_run(
         "kind": kind,
         "market": data_info.get("market"),
         "data": data_info,
-        "features": fitted.features.to_dict(),
-        "feature_names": list(fitted.feature_names),
-        "model": fitted.model_config.to_dict(),
-        "train": fitted.train_config.to_dict(),
-        "scaler": fitted.scaler.to_dict(),
+        **{k: v for k, v in state_meta.items() if k != "family"},
         "rows": {"start": fitted.start, "end": fitted.end, "train_end": fitted.train_end},
         "metrics": metrics,
         "beats_naive": bool(metrics) and bool(metrics.get("dm", {}).get("beats_naive")),
         "best_epoch": fitted.best_epoch,
         "history": [s.to_dict() for s in fitted.history],
-        "versions": {"lstmcast": __version__, "torch": torch.__version__},
-        "device": describe_device(torch.device(fitted.device)) if fitted.device != "cpu" else "cpu",
-        "seed": fitted.train_config.seed,
+        "versions": versions,
+        "device": getattr(fitted, "device_description", "cpu"),
+        "seed": (state_meta.get("train") or {}).get("seed"),
         "training_seconds": round(fitted.seconds, 3),
         **({"extra": extra} if extra else {}),
     }
@@ -194,6 +188,15 @@ def save_run(
         if promoted:
             _write_current(folder, run_id)
     return _info(key, final, meta, current=promoted or current_run_id(data_dir, key) == run_id)
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _write_current(folder: Path, run_id: str) -> None:
@@ -237,10 +240,10 @@ def _read_meta(folder: Path, key: SeriesKey | None) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{path} is not a JSON object")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"run {folder.name} has checkpoint format version {version!r}; "
-            f"this lstmcast reads version {FORMAT_VERSION} (retrain the model)"
+            f"this lstmcast reads versions {', '.join(map(str, READABLE_VERSIONS))} (retrain the model)"
         )
     integrity = meta.get("integrity") or {}
     if integrity.get("meta_sha256") != _meta_digest(meta):
@@ -265,12 +268,16 @@ class LoadedModel:
     key: SeriesKey
     path: Path
     meta: dict[str, Any]
-    fitted: Any  # a train.Fitted (history empty; see meta["history"])
+    fitted: Any  # the family's fitted artifact (history empty; see meta["history"])
     residuals: np.ndarray  # [n, horizon] held-out calibration residuals
 
     @property
     def features(self) -> FeatureConfig:
         return self.fitted.features
+
+    @property
+    def family(self) -> str:
+        return str(self.meta.get("family", "lstm"))
 
     def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
         return self.fitted.predict_close(prepared, origins)
@@ -281,10 +288,9 @@ def load_run(
 ) -> LoadedModel:
     """Load a run (``None``: the current one), verifying checksums, format, series and shapes."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.numpy import load_file
 
-    from lstmcast.model import LSTMForecaster
-    from lstmcast.train import Fitted, TrainConfig, resolve_device
+    from lstmcast.forecasters import load_artifact
 
     as_current = run_id is None
     if as_current:
@@ -307,51 +313,29 @@ def load_run(
         raise CheckpointError(
             f"{weights} does not match the checksum in {META} (tampered or truncated); retrain the model"
         )
+    family = meta.get("family", "lstm")  # format 1 runs are LSTMs and record no family
     try:
-        tensors = load_file(str(weights), device="cpu")
-        features = FeatureConfig.from_dict(meta["features"])
-        model_config = ModelConfig.from_dict(meta["model"])
-        train_config = TrainConfig.from_dict(meta["train"], lenient=True)
-        scaler = Scaler.from_dict(meta["scaler"])
-        names = tuple(meta["feature_names"])
+        tensors = load_file(str(weights))
+        fitted = load_artifact(family, tensors, {**meta, "family": family}, device=device)
+    except CheckpointError as e:
+        raise CheckpointError(f"cannot load run {run_id} of {key}: {e}") from e
     except (SafetensorError, OSError, KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"cannot load run {run_id} of {key}: {e}") from e
-    state = {k.removeprefix("weights."): v for k, v in tensors.items() if k.startswith("weights.")}
-    net = LSTMForecaster(n_features=len(names), horizon=features.horizon, config=model_config)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        raise CheckpointError(
-            f"weights of run {run_id} do not fit its model config "
-            f"({first[1].strip() if len(first) > 1 else first[0]})"
-        ) from e
-    net.to(resolve_device(device)).eval()
+    h = fitted.features.horizon
 
     def arr(name: str, dtype: str) -> np.ndarray:
         t = tensors.get(name)
-        return t.numpy().astype(dtype) if t is not None else np.empty((0, features.horizon), dtype=dtype)
+        return t.astype(dtype) if t is not None else np.empty((0, h), dtype=dtype)
 
     rows = meta.get("rows", {})
-    fitted = Fitted(
-        features=features,
-        model_config=model_config,
-        train_config=train_config,
-        scaler=scaler,
-        module=net,
-        history=[],
-        best_epoch=int(meta.get("best_epoch", 0)),
-        interrupted=meta.get("status") != STATUS_COMPLETE,
-        start=int(rows.get("start", 0)),
-        end=int(rows.get("end", 0)),
-        val_origins=arr("calibration.val_origins", "int64").reshape(-1),
-        val_pred=arr("calibration.val_pred", "float64"),
-        val_actual=arr("calibration.val_actual", "float64"),
-        train_end=int(rows.get("train_end", 0)),
-        feature_names=names,
-        device=str(next(net.parameters()).device),
-        seconds=float(meta.get("training_seconds") or 0.0),
-    )
+    fitted.best_epoch = int(meta.get("best_epoch", 0))
+    fitted.interrupted = meta.get("status") != STATUS_COMPLETE
+    fitted.start, fitted.end = int(rows.get("start", 0)), int(rows.get("end", 0))
+    fitted.train_end = int(rows.get("train_end", 0))
+    fitted.val_origins = arr("calibration.val_origins", "int64").reshape(-1)
+    fitted.val_pred = arr("calibration.val_pred", "float64")
+    fitted.val_actual = arr("calibration.val_actual", "float64")
+    fitted.seconds = float(meta.get("training_seconds") or 0.0)
     return LoadedModel(
         run_id=run_id,
         key=key,

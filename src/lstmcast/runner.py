@@ -330,18 +330,25 @@ def series_key(entry: WatchEntry) -> Any:
     return SeriesKey(name, symbol, entry.interval)
 
 
-def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
-    """(FeatureConfig, ModelConfig, TrainConfig) for one entry's effective settings.
+def run_settings(settings: ModelDefaults, **train_options: Any) -> ModelDefaults:
+    """One entry's effective settings for ``lstmcast run``.
 
     ``train_options`` (e.g. ``threads=1``) replace those settings; without a ``threads`` setting
     the run uses ``settings.default_run_threads()`` per process rather than torch's default.
     """
-    from lstmcast.features import FeatureConfig
     from lstmcast.settings import default_run_threads
 
     s = settings.with_values(train_options) if train_options else settings
     if s.threads is None:
         s = s.with_values({"threads": default_run_threads()})
+    return s
+
+
+def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
+    """(FeatureConfig, ModelConfig, TrainConfig) of ``run_settings``."""
+    from lstmcast.features import FeatureConfig
+
+    s = run_settings(settings, **train_options)
     return FeatureConfig.from_settings(s), s.network(), s.training()
 
 
@@ -498,10 +505,10 @@ class _RealSteps:
         from lstmcast.train import train_series
 
         key = series_key(entry)
-        features, model, train = train_setup(settings, **self.train_options)
+        s = run_settings(settings, **self.train_options)
         self.log.info(
-            "%s: training a challenger (look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
-            entry, features.lookback, features.horizon, features.target, model.hidden, model.layers, train.epochs,
+            "%s: training a %s challenger (look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
+            entry, s.family, s.lookback, s.horizon, s.target, s.hidden, s.layers, s.epochs,
         )
 
         def progress(s: Any) -> None:
@@ -509,10 +516,8 @@ class _RealSteps:
                 "%s: epoch %d/%d train loss %.4g, val loss %.4g", entry, s.epoch, s.epochs, s.train_loss, s.val_loss
             )
 
-        report = train_series(
-            self.store, key.spec, interval=key.interval, features=features, model=model, train=train,
-            promote=False, progress=progress,
-        )
+        report = train_series(self.store, key.spec, interval=key.interval, settings=s, promote=False,
+                              progress=progress)
         if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
             raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
         return report.run.run_id

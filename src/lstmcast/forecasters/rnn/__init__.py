@@ -1,0 +1,1 @@
+"""The torch families (lstm, gru): the only code that imports torch."""
