@@ -100,7 +100,7 @@ def predict_series(
     now: pd.Timestamp | None = None,
 ) -> PredictReport:
     """Forecast the bars after the last stored bar with the current model (or ``run_id``)."""
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.evaluate import conformal
     from lstmcast.features import prepare
 
@@ -241,7 +241,7 @@ def backtest_series(
     settings: Any = None,
 ) -> BacktestReport:
     """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only."""
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.evaluate import backtest, conformal
     from lstmcast.features import FeatureConfig, bars_needed, prepare
     from lstmcast.forecasters import forecaster
@@ -299,7 +299,7 @@ def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str
     ``lstmcast backtest`` starts from these so it evaluates the setup the user actually runs; an
     explicit ``run_id`` that does not exist is an error, a missing current model is not.
     """
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.errors import DataNotFoundError
     from lstmcast.train import OPTIONS
 

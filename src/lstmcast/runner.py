@@ -478,7 +478,7 @@ class _RealSteps:
 
     def _current(self, key: Any) -> Any | None:
         """The loaded current model, or None when there is none or it cannot be loaded (logged)."""
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
 
         try:
             if checkpoint.current_run_id(self.data_dir, key) is None:
@@ -507,7 +507,7 @@ class _RealSteps:
         key = series_key(entry)
         s = run_settings(settings, **self.train_options)
         self.log.info(
-            "%s: training a %s challenger (look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
+            "%s: training a challenger (%s, look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
             entry, s.family, s.lookback, s.horizon, s.target, s.hidden, s.layers, s.epochs,
         )
 
@@ -520,10 +520,14 @@ class _RealSteps:
                               progress=progress)
         if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
             raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
+        if report.incomplete_reason:  # not a real model: it never competes with the champion
+            raise ModelError(
+                f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
+            )
         return report.run.run_id
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
         from lstmcast.evaluate.metrics import naive_scale
         from lstmcast.features import prepare
 
@@ -604,6 +608,6 @@ class _RealSteps:
         )
 
     def prune(self, entry: WatchEntry, keep: int) -> list[str]:
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
 
         return checkpoint.prune_runs(self.data_dir, series_key(entry), keep)

@@ -19,8 +19,8 @@ from lstmcast.features import FeatureConfig, Prepared
 from lstmcast.settings import ModelConfig, Settings, TrainConfig
 
 if TYPE_CHECKING:
-    from lstmcast.checkpoint import RunInfo
     from lstmcast.data.store import SeriesKey, Store
+    from lstmcast.registry import RunInfo
 
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -105,6 +105,11 @@ class TrainReport:
     def interrupted(self) -> bool:
         return self.fitted.interrupted
 
+    @property
+    def incomplete_reason(self) -> str | None:
+        """Why the run was saved ``incomplete`` (not a real model, never current), or None."""
+        return self.run.incomplete_reason
+
     def to_dict(self) -> dict[str, Any]:
         f = self.fitted
         return {
@@ -114,6 +119,8 @@ class TrainReport:
             "path": str(self.run.path),
             "promoted": self.promoted,
             "interrupted": f.interrupted,
+            "status": self.run.status,
+            "incomplete_reason": self.incomplete_reason,
             "device": self.device,
             "seconds": round(f.seconds, 3),
             "best_epoch": f.best_epoch,
@@ -184,7 +191,7 @@ def train_series(
     ``settings`` (one ``Settings``) or the ``features`` / ``model`` / ``train`` parts plus ``family``.
     An interrupted run (Ctrl-C) is saved, marked interrupted, and never made current.
     """
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.forecasters import forecaster
 
     if settings is None:
@@ -219,8 +226,9 @@ def train_series(
         "file": manifest.get("file"),
         "close_column": "close",
     }
-    promote = promote and not fitted.interrupted
-    run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info, promote=promote)
+    run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info,
+                              promote=promote and not fitted.interrupted)
+    promote = promote and run.status == checkpoint.STATUS_COMPLETE
     return TrainReport(
         key=key,
         fitted=fitted,

@@ -170,7 +170,9 @@ def _render(report: Any) -> None:
     state = (
         "current model"
         if report.promoted
-        else ("interrupted, not made current" if report.interrupted else "not made current")
+        else "interrupted, not made current" if report.interrupted
+        else f"incomplete: {report.incomplete_reason}; not made current" if report.incomplete_reason
+        else "not made current"
     )
     con.print(f"saved run {report.run.run_id} ({state}): {report.run.path}")
 
