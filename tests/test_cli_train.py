@@ -104,7 +104,7 @@ def test_missing_cuda_device(cli, btc):
 
 def test_bad_device_and_target_values(cli, btc):
     r = cli("train", btc, "--device", "tpu")
-    assert r.exit_code == 2 and "device 'tpu' is not one of: auto, cpu, cuda, mps" in r.stderr
+    assert r.exit_code == 2 and "device 'tpu' is not one of: auto, cpu, cuda, cuda:N, mps" in r.stderr
     r = cli("train", btc, "--target", "level")
     assert r.exit_code == 2 and "target 'level' is not one of: return, price" in r.stderr  # a bad flag value
 

@@ -49,7 +49,7 @@ def test_bad_configs_name_the_culprit():
         F.FeatureConfig(features=("log_return", "rsi"))
     with pytest.raises(ConfigError, match="target 'level'"):
         F.FeatureConfig(target="level")
-    with pytest.raises(ConfigError, match="look-back must be at least 1"):
+    with pytest.raises(ConfigError, match="lookback must be at least 2 \\(got 0\\)"):
         F.FeatureConfig(lookback=0)
 
 

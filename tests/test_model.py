@@ -19,7 +19,7 @@ def test_single_layer_has_no_dropout():
 @pytest.mark.parametrize(
     ("kwargs", "msg"),
     [
-        ({"hidden": 0}, "hidden size"),
+        ({"hidden": 0}, "hidden must be at least 1"),
         ({"layers": 0}, "layers"),
         ({"dropout": 1.0}, "dropout"),
     ],

@@ -137,7 +137,7 @@ def test_worse_challenger_is_not_promoted_better_one_is(data_dir):
     (entry,) = cfg.watchlist
     steps = runner.default_steps(data_dir, cfg, train_options={"threads": 1})
     good = cfg.effective(entry).model_copy(update={"lr": 0.01})
-    untrained = good.model_copy(update={"epochs": 0})
+    untrained = good.model_copy(update={"epochs": 1, "lr": 1e-7})  # one epoch that barely moves: a poor model
 
     first = steps.train_challenger(entry, good)
     promo = steps.evaluate_and_promote(entry, first)

@@ -86,7 +86,7 @@ def test_truncation_deleting_bars_after_t_does_not_change_forecast_at_t(frame, p
 
 
 def test_scaler_is_fitted_on_training_rows_only(frame, prepared):
-    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
+    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 1}))
     expected = F.Scaler.fit(prepared.raw[: f.train_end], prepared.target[FC.lookback : f.train_end])
     np.testing.assert_allclose(f.scaler.mean, expected.mean)
     np.testing.assert_allclose(f.scaler.std, expected.std)
@@ -99,14 +99,15 @@ def test_scaler_is_fitted_on_training_rows_only(frame, prepared):
         F.prepare(other, kind="price", features=FC),
         features=FC,
         model=MC,
-        train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}),
+        train=T.TrainConfig(**{**TC.to_dict(), "epochs": 1}),
     )
     assert g.scaler.to_dict() == f.scaler.to_dict()
 
 
-def test_epochs_zero_returns_untrained_model(prepared):
-    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
-    assert f.history == [] and f.best_epoch == 0 and np.isfinite(f.val_pred).all()
+def test_epochs_zero_is_refused():
+    """A run of 0 epochs is no model (issue 10 #6): the one bound of settings.py refuses it."""
+    with pytest.raises(ConfigError, match=r"^epochs must be at least 1 \(got 0\)$"):
+        T.TrainConfig(**{**TC.to_dict(), "epochs": 0})
 
 
 def test_ctrl_c_keeps_best_weights_and_marks_interrupted(prepared):
@@ -166,10 +167,10 @@ def test_config_file_and_options(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'lookbak'"):
         T.read_config_file(path)
     path.write_text('[train]\nepochs = "many"\n')
-    with pytest.raises(ConfigError, match="epochs .* must be int"):
+    with pytest.raises(ConfigError, match="epochs must be an integer"):
         T.read_config_file(path)
     path.write_text("[backtest]\nfolds = 3\n")
-    with pytest.raises(ConfigError, match=r"no \[train\] table"):
+    with pytest.raises(ConfigError, match=r"no \[train\] \(or \[defaults\]\) table"):
         T.read_config_file(path)
 
 
@@ -178,7 +179,7 @@ def test_validation_dm_is_on_per_origin_losses_like_the_backtest(prepared):
     fed the [n, h] error matrix it mixed element variance with per-origin autocovariances."""
     from lstmcast.evaluate.metrics import diebold_mariano
 
-    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 0}))
+    f = T.fit(prepared, features=FC, model=MC, train=T.TrainConfig(**{**TC.to_dict(), "epochs": 1}))
     naive = np.repeat(prepared.close[f.val_origins][:, None], FC.horizon, axis=1)
     stat, p = diebold_mariano(
         np.abs(f.val_actual - f.val_pred).mean(axis=1), np.abs(f.val_actual - naive).mean(axis=1),

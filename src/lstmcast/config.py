@@ -12,10 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from lstmcast.errors import ConfigError, LstmcastError
+from lstmcast.settings import Settings, dotted, key_line, suggest
+
+
+def _field_kwargs(f: Any) -> dict[str, Any]:
+    """The bounds of a ``Settings`` field, to repeat them on its optional override."""
+    out: dict[str, Any] = {}
+    for m in f.metadata:
+        for attr in ("ge", "gt", "le", "lt", "pattern", "allow_inf_nan"):
+            v = getattr(m, attr, None)
+            if v is not None:
+                out[attr] = v
+    return out
 
 ENV_HOME = "LSTMCAST_HOME"
 
@@ -50,60 +62,14 @@ CONFIG_NAME = "lstmcast.toml"
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-# One alias per setting, shared by the defaults and the per-entry overrides so the bounds live once.
-Lookback = Annotated[int, Field(ge=2, le=10_000, description="bars the model sees")]
-Horizon = Annotated[int, Field(ge=1, le=1_000, description="bars ahead to forecast")]
-Target = Literal["return", "price"]
-Hidden = Annotated[int, Field(ge=1, le=4_096)]
-Layers = Annotated[int, Field(ge=1, le=16)]
-Dropout = Annotated[float, Field(ge=0.0, lt=1.0)]
-Epochs = Annotated[int, Field(ge=0, le=100_000)]
-BatchSize = Annotated[int, Field(ge=1, le=1_000_000)]
-LearningRate = Annotated[float, Field(gt=0.0, le=10.0)]
-Patience = Annotated[int, Field(ge=0)]
-ValFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
-Device = Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")]
-Seed = Annotated[int, Field(ge=0)]
-
-
-class ModelDefaults(BaseModel):
-    """Feature, model and training settings used for every watchlist entry unless it overrides them."""
-
-    model_config = _FROZEN
-
-    lookback: Lookback = 60
-    horizon: Horizon = 1
-    target: Target = "return"
-    hidden: Hidden = 64
-    layers: Layers = 2
-    dropout: Dropout = 0.1
-    epochs: Epochs = 30
-    batch_size: BatchSize = 64
-    lr: LearningRate = 1e-3
-    patience: Patience = 5
-    val_fraction: ValFraction = 0.2
-    device: Device = "auto"
-    seed: Seed = 0
-
-
-class ModelOverrides(BaseModel):
-    """The same settings, each optional: what one watchlist entry changes."""
-
-    model_config = _FROZEN
-
-    lookback: Lookback | None = None
-    horizon: Horizon | None = None
-    target: Target | None = None
-    hidden: Hidden | None = None
-    layers: Layers | None = None
-    dropout: Dropout | None = None
-    epochs: Epochs | None = None
-    batch_size: BatchSize | None = None
-    lr: LearningRate | None = None
-    patience: Patience | None = None
-    val_fraction: ValFraction | None = None
-    device: Device | None = None
-    seed: Seed | None = None
+# The settings table ([defaults], or [train]: the same schema) and per-entry overrides are the one
+# settings model of settings.py; the overrides are the same fields, each optional.
+ModelDefaults = Settings  # the old name, kept for callers
+ModelOverrides = create_model(
+    "ModelOverrides",
+    __config__=_FROZEN,
+    **{name: (f.annotation | None, Field(None, **_field_kwargs(f))) for name, f in Settings.model_fields.items()},
+)
 
 
 class PromotionSettings(BaseModel):
@@ -142,7 +108,9 @@ class WatchEntry(BaseModel):
     symbol: str
     source: str | None = None  # None: the fetch step picks the default source for the symbol
     interval: str = "1d"
-    overrides: ModelOverrides = ModelOverrides()
+    # the model family this entry trains (a shorthand for overrides.family)
+    family: Literal["lstm", "gru", "linear", "naive", "drift", "moving_average", "mean_return"] | None = None
+    overrides: ModelOverrides = ModelOverrides()  # type: ignore[valid-type]
 
     @model_validator(mode="before")
     @classmethod
@@ -193,12 +161,23 @@ class RunConfig(BaseModel):
 
     model_config = _FROZEN
 
-    defaults: ModelDefaults = ModelDefaults()
+    defaults: Settings = Settings()
     promotion: PromotionSettings = PromotionSettings()
     # model runs kept per series: older ones are pruned, never the current one
     keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5
     log: LogSettings = LogSettings()
     watchlist: tuple[WatchEntry, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _train_table(cls, data: Any) -> Any:
+        # [train] is the same table as [defaults] (train --config reads either)
+        if isinstance(data, dict) and "train" in data:
+            if "defaults" in data:
+                raise PydanticCustomError("both_tables", "has both [train] and [defaults]; keep one (the same table)")
+            data = {**data, "defaults": data["train"]}
+            del data["train"]
+        return data
 
     @field_validator("watchlist")
     @classmethod
@@ -214,9 +193,22 @@ class RunConfig(BaseModel):
             seen[k] = i
         return entries
 
-    def effective(self, entry: WatchEntry) -> ModelDefaults:
+    def effective(self, entry: WatchEntry) -> Settings:
         """The settings one entry trains with: the defaults, overridden by what the entry sets."""
-        return self.defaults.model_copy(update=entry.overrides.model_dump(exclude_none=True))
+        return self.sourced(entry)[0]
+
+    def sourced(self, entry: WatchEntry | None = None) -> tuple[Settings, dict[str, str]]:
+        """Effective settings of ``entry`` (or the defaults) and, per key, where the value came from."""
+        from lstmcast.settings import layered
+
+        set_defaults = self.defaults.model_dump(exclude_unset=True)
+        layers: list[tuple[str, dict[str, Any]]] = [("[defaults]", set_defaults)]
+        if entry is not None:
+            over = entry.overrides.model_dump(exclude_none=True)
+            if entry.family is not None:
+                over.setdefault("family", entry.family)
+            layers.append((f"watchlist {entry} overrides", over))
+        return layered(layers)
 
     def select(self, only: list[str] | None) -> list[WatchEntry]:
         """Entries matching ``--only`` (``AAPL`` or ``yahoo:AAPL``); every one when ``only`` is empty."""
@@ -274,64 +266,58 @@ def parse_config(text: str, *, where: str = CONFIG_NAME) -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as e:
-        errors = e.errors()
-        first = errors[0]
-        loc = tuple(first["loc"])
-        if first["type"] == "duplicate_entry":
-            loc = (*loc, first["ctx"]["index"])
-        line = _key_line(text, loc)
+        raise ConfigError(_config_problems(e, text=text, where=where)) from e
+
+
+def _config_problems(e: ValidationError, *, text: str, where: str) -> str:
+    """Every validation problem, each with ``file:line``, the key and a "did you mean" for unknown keys."""
+    parts = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "duplicate_entry":
+            loc = (*loc, err["ctx"]["index"])
+        if loc and loc[0] == "defaults" and "train" in _tables(text) and "defaults" not in _tables(text):
+            loc = ("train", *loc[1:])
+        line = key_line(text, loc)
         at = f"{where}:{line}" if line else where
-        more = f" (and {len(errors) - 1} more error(s))" if len(errors) > 1 else ""
-        scalar = "input" in first and not isinstance(first["input"], dict | list)
-        got = f" (got {first['input']!r})" if scalar else ""
-        msg = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{at}: {_dotted(loc)}: {msg}{got}{more}") from e
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(loc)
+            msg = f"unknown key{suggest(str(loc[-1]), known)}"
+        else:
+            from lstmcast.settings import _describe
+
+            msg = _describe(err)
+        scalar = "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "extra_forbidden"
+        got = f" (got {err['input']!r})" if scalar else ""
+        parts.append(f"{at}: {dotted(loc)}: {msg}{got}")
+    return parts[0] if len(parts) == 1 else f"{len(parts)} problems: " + "; ".join(parts)
 
 
-def _dotted(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+def _tables(text: str) -> set[str]:
+    return {m.group(2).strip() for m in (_HEADER_RE.match(line) for line in text.splitlines()) if m}
+
+
+def _known_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``loc`` points (for "did you mean")."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif inner and isinstance(inner[0], type) and issubclass(inner[0], BaseModel):
+            model = inner[0]
+        else:
+            return []
+    return list(getattr(model, "model_fields", {}))
 
 
 _HEADER_RE = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY_RE = re.compile(r"^\s*([A-Za-z0-9_\-\.\"' ]+?)\s*=")
-
-
-def _key_line(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line where the key at ``loc`` (a pydantic error location) is written, if findable.
-
-    tomllib keeps no positions, so walk the text tracking the current table, counting ``[[array]]``
-    headers to turn them into indices. The best match is the longest prefix of ``loc`` that has a line.
-    """
-    where: dict[tuple[Any, ...], int] = {}
-    table: tuple[Any, ...] = ()
-    counts: dict[tuple[str, ...], int] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _HEADER_RE.match(line)
-        if m:
-            names = tuple(p.strip().strip("\"'") for p in m.group(2).split("."))
-            if m.group(1) == "[[":
-                counts[names] = counts.get(names, -1) + 1
-                table = (*names, counts[names])
-            else:
-                # [watchlist.overrides] after [[watchlist]] belongs to the latest entry
-                table = names
-                if names[:1] and (names[0],) in counts:
-                    table = (names[0], counts[(names[0],)], *names[1:])
-            where.setdefault(table, n)
-            continue
-        m = _KEY_RE.match(line)
-        if m:
-            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
-            where.setdefault((*table, *key), n)
-    for size in range(len(loc), 0, -1):
-        if loc[:size] in where:
-            return where[loc[:size]]
-    return None
 
 
 EXAMPLE_CONFIG = """\
@@ -343,19 +329,22 @@ keep_runs = 5
 
 # Settings every entry trains with unless it overrides them.
 [defaults]
+# ([train] is the same table: `lstmcast train --config` reads either; see `lstmcast config show`.)
+family = "lstm"        # lstm, gru, linear, or a baseline: naive, drift, moving_average, mean_return
 lookback = 60          # bars the model sees
 horizon = 1            # bars ahead to forecast
 target = "return"      # "return" (log returns) or "price" (scaled level)
-hidden = 64            # LSTM units per layer
+hidden = 64            # LSTM/GRU units per layer
 layers = 2
 dropout = 0.1
-epochs = 30
+epochs = 100
 batch_size = 64
 lr = 0.001
-patience = 5           # early stopping: epochs without validation improvement
+patience = 10          # early stopping: epochs without validation improvement (0: off)
 val_fraction = 0.2
 device = "auto"        # auto, cpu, cuda, cuda:1, mps
 seed = 0
+# threads = 2          # torch CPU threads per process (default for `run`: half the cores, at most 4)
 
 # A retrained model (challenger) replaces the current one (champion) only if it is better on the
 # most recent `holdout` bars, which neither was trained on.

@@ -41,17 +41,18 @@ class FeatureConfig:
     features: tuple[str, ...] = DEFAULT_FEATURES
 
     def __post_init__(self) -> None:
-        if self.lookback < 1:
-            raise ConfigError(f"look-back must be at least 1 bar (got {self.lookback})")
-        if self.horizon < 1:
-            raise ConfigError(f"horizon must be at least 1 bar (got {self.horizon})")
-        if self.target not in TARGETS:
-            raise ConfigError(f"target {self.target!r} is not one of: {', '.join(TARGETS)}")
-        unknown = [f for f in self.features if f not in FEATURES]
-        if unknown:
-            raise ConfigError(f"unknown feature {unknown[0]!r}; known: {', '.join(FEATURES)}")
-        if not self.features:
-            raise ConfigError("at least one feature is needed")
+        # the bounds and messages of settings.py: one set for flags, files and code
+        from lstmcast.settings import join_problems, problems
+
+        found = problems({"lookback": self.lookback, "horizon": self.horizon, "target": self.target,
+                          "features": tuple(self.features)})
+        if found:
+            raise ConfigError(join_problems(found, where="options"))
+
+    @classmethod
+    def from_settings(cls, s: Any) -> FeatureConfig:
+        """The feature part of a ``settings.Settings``."""
+        return cls(lookback=s.lookback, horizon=s.horizon, target=s.target, features=tuple(s.features))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -100,7 +100,7 @@ def predict_series(
     now: pd.Timestamp | None = None,
 ) -> PredictReport:
     """Forecast the bars after the last stored bar with the current model (or ``run_id``)."""
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.evaluate import conformal
     from lstmcast.features import prepare
 
@@ -237,17 +237,21 @@ def backtest_series(
     end: str | None = None,
     on_plan: Callable[[Any], None] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    family: str | None = None,
+    settings: Any = None,
 ) -> BacktestReport:
-    """Walk-forward backtest of the LSTM on a stored series; every fold sees rows <= its origin only."""
-    from lstmcast import checkpoint
+    """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only."""
+    from lstmcast import registry as checkpoint
     from lstmcast.evaluate import backtest, conformal
     from lstmcast.features import FeatureConfig, bars_needed, prepare
-    from lstmcast.model import ModelConfig
-    from lstmcast.train import TrainConfig, fit
+    from lstmcast.forecasters import forecaster
+    from lstmcast.train import compose
 
-    features = features or FeatureConfig()
-    model = model or ModelConfig()
-    train = train or TrainConfig()
+    if settings is None:
+        settings = compose(features=features, model=model, train=train, family=family)
+    features, model, train = FeatureConfig.from_settings(settings), settings.network(), settings.training()
+    family = settings.family
+    recipe = forecaster(settings)
     config = config or backtest.BacktestConfig(horizon=features.horizon)
     if config.horizon != features.horizon:
         raise UsageError(f"backtest horizon ({config.horizon}) must equal the model horizon ({features.horizon})")
@@ -265,7 +269,7 @@ def backtest_series(
     mode = conformal.mode_for(kind)
 
     def fit_fold(lo: int, hi: int):
-        return fit(prepared, features=features, model=model, train=train, start=lo, end=hi)
+        return recipe.fit(prepared, start=lo, end=hi)
 
     def predict(fitted, at: np.ndarray) -> np.ndarray:
         return fitted.predict_close(prepared, at)
@@ -282,7 +286,7 @@ def backtest_series(
         on_progress=on_progress,
     )
     setup = {
-        "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
+        "family": family, "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
         "seconds": round(time.perf_counter() - t0, 3),
         "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -295,7 +299,7 @@ def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str
     ``lstmcast backtest`` starts from these so it evaluates the setup the user actually runs; an
     explicit ``run_id`` that does not exist is an error, a missing current model is not.
     """
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
     from lstmcast.errors import DataNotFoundError
     from lstmcast.train import OPTIONS
 
@@ -307,5 +311,6 @@ def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str
             meta = checkpoint.load_run(store.root, store.resolve(spec, interval)).meta
         except DataNotFoundError:
             return {}
-    merged = {**meta.get("features", {}), **meta.get("model", {}), **meta.get("train", {})}
+    merged = {**meta.get("features", {}), **meta.get("model", {}), **meta.get("train", {}),
+              "family": meta.get("family", "lstm")}
     return {k: v for k, v in merged.items() if k in OPTIONS and k != "interval" and v is not None}

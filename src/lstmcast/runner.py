@@ -330,31 +330,26 @@ def series_key(entry: WatchEntry) -> Any:
     return SeriesKey(name, symbol, entry.interval)
 
 
-def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
-    """(FeatureConfig, ModelConfig, TrainConfig) for one entry's effective settings.
+def run_settings(settings: ModelDefaults, **train_options: Any) -> ModelDefaults:
+    """One entry's effective settings for ``lstmcast run``.
 
-    ``patience = 0`` in the config means no early stopping. ``train_options`` (e.g. ``threads=1``)
-    go into the ``TrainConfig`` as they are.
+    ``train_options`` (e.g. ``threads=1``) replace those settings; without a ``threads`` setting
+    the run uses ``settings.default_run_threads()`` per process rather than torch's default.
     """
-    from lstmcast.features import FeatureConfig
-    from lstmcast.model import ModelConfig
-    from lstmcast.train import TrainConfig
+    from lstmcast.settings import default_run_threads
 
-    s = settings
-    return (
-        FeatureConfig(lookback=s.lookback, horizon=s.horizon, target=s.target),
-        ModelConfig(hidden=s.hidden, layers=s.layers, dropout=s.dropout),
-        TrainConfig(
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            lr=s.lr,
-            patience=s.patience or max(1, s.epochs),
-            val_fraction=s.val_fraction,
-            device=s.device,
-            seed=s.seed,
-            **train_options,
-        ),
-    )
+    s = settings.with_values(train_options) if train_options else settings
+    if s.threads is None:
+        s = s.with_values({"threads": default_run_threads()})
+    return s
+
+
+def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
+    """(FeatureConfig, ModelConfig, TrainConfig) of ``run_settings``."""
+    from lstmcast.features import FeatureConfig
+
+    s = run_settings(settings, **train_options)
+    return FeatureConfig.from_settings(s), s.network(), s.training()
 
 
 def holdout_origins(index: Any, models: list[Any], *, holdout: int) -> Any:
@@ -483,7 +478,7 @@ class _RealSteps:
 
     def _current(self, key: Any) -> Any | None:
         """The loaded current model, or None when there is none or it cannot be loaded (logged)."""
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
 
         try:
             if checkpoint.current_run_id(self.data_dir, key) is None:
@@ -510,10 +505,10 @@ class _RealSteps:
         from lstmcast.train import train_series
 
         key = series_key(entry)
-        features, model, train = train_setup(settings, **self.train_options)
+        s = run_settings(settings, **self.train_options)
         self.log.info(
-            "%s: training a challenger (look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
-            entry, features.lookback, features.horizon, features.target, model.hidden, model.layers, train.epochs,
+            "%s: training a challenger (%s, look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
+            entry, s.family, s.lookback, s.horizon, s.target, s.hidden, s.layers, s.epochs,
         )
 
         def progress(s: Any) -> None:
@@ -521,16 +516,18 @@ class _RealSteps:
                 "%s: epoch %d/%d train loss %.4g, val loss %.4g", entry, s.epoch, s.epochs, s.train_loss, s.val_loss
             )
 
-        report = train_series(
-            self.store, key.spec, interval=key.interval, features=features, model=model, train=train,
-            promote=False, progress=progress,
-        )
+        report = train_series(self.store, key.spec, interval=key.interval, settings=s, promote=False,
+                              progress=progress)
         if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
             raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
+        if report.incomplete_reason:  # not a real model: it never competes with the champion
+            raise ModelError(
+                f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
+            )
         return report.run.run_id
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
         from lstmcast.evaluate.metrics import naive_scale
         from lstmcast.features import prepare
 
@@ -611,6 +608,6 @@ class _RealSteps:
         )
 
     def prune(self, entry: WatchEntry, keep: int) -> list[str]:
-        from lstmcast import checkpoint
+        from lstmcast import registry as checkpoint
 
         return checkpoint.prune_runs(self.data_dir, series_key(entry), keep)

@@ -1,454 +1,89 @@
-"""One readable training loop, and the "train a stored series and save a run" flow.
+"""Train a stored series and save the run: settings -> forecaster -> fit -> validation skill -> registry.
 
-The loop keeps every tensor on the device: the scaled feature matrix is uploaded once, look-back
-windows are an ``unfold`` view of it, and each epoch draws a permutation of window indices and
-slices batches from it. There is no DataLoader and no per-sample Python.
+The training loop itself is ``forecasters.rnn.loop`` (torch); the closed-form and baseline
+families are in ``forecasters``. This module holds no torch code.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lstmcast import features as F
-from lstmcast.errors import ConfigError, DataError, ModelError
-from lstmcast.features import FeatureConfig, Prepared, Scaler
-from lstmcast.model import ModelConfig
+from lstmcast.errors import DataError
+from lstmcast.features import FeatureConfig, Prepared
+from lstmcast.settings import ModelConfig, Settings, TrainConfig
 
 if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
-    from lstmcast.checkpoint import RunInfo
     from lstmcast.data.store import SeriesKey, Store
+    from lstmcast.registry import RunInfo
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
-EVAL_BATCH = 4096
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: int = 100
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 10  # epochs without a better validation loss before stopping
-    val_fraction: float = 0.2
-    clip: float = 1.0  # max gradient norm; 0 turns clipping off
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    bf16: bool = False  # bf16 autocast, CUDA only
-    threads: int | None = None  # torch intra-op threads on CPU (None: torch's default)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 0:
-            raise ConfigError(f"epochs must be 0 or more (got {self.epochs})")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be at least 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            raise ConfigError(f"learning rate must be positive (got {self.lr})")
-        if self.patience < 1:
-            raise ConfigError(f"patience must be at least 1 epoch (got {self.patience})")
-        if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"validation fraction must be in [0, 1) (got {self.val_fraction})")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device {self.device!r} is not one of: {', '.join(DEVICES)}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be at least 1 (got {self.threads})")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int  # 1-based
-    epochs: int  # planned
-    train_loss: float
-    val_loss: float  # NaN without a validation split
-    lr: float
-    seconds: float
-    windows: int  # training windows seen this epoch
-    best: bool  # this epoch's weights are the best so far
+# The loop, devices and the lstm/gru artifact live in forecasters.rnn.loop (the torch code); these
+# names stay importable from here.
+from lstmcast.forecasters.base import actual_close  # noqa: E402
+from lstmcast.forecasters.rnn.loop import (  # noqa: E402
+    EVAL_BATCH,
+    EpochStats,
+    Fitted,
+    _torch_settings,
+    describe_device,
+    fit,
+    resolve_device,
+)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# -- devices ---------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; a named device that is missing is an error."""
-    import torch
-
-    if name not in DEVICES:
-        raise ConfigError(f"device {name!r} is not one of: {', '.join(DEVICES)}")
-    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        why = "this PyTorch build has no CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-        raise ModelError(
-            f"--device cuda requested but CUDA is not available ({why}, torch {torch.__version__}); "
-            "use --device cpu or --device auto"
-        )
-    if name == "mps" and not has_mps:
-        raise ModelError(
-            "--device mps requested but Apple MPS is not available on this machine; "
-            "use --device cpu or --device auto"
-        )
-    return torch.device(name)
-
-
-def describe_device(device: torch.device) -> str:
-    import torch
-
-    if device.type == "cuda":
-        idx = device.index if device.index is not None else torch.cuda.current_device()
-        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-        return f"cuda:{idx} ({torch.cuda.get_device_name(idx)}, cuDNN {cudnn})"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return str(device)
-
-
-@contextlib.contextmanager
-def _torch_settings(train: TrainConfig, device: torch.device) -> Iterator[None]:
-    """Apply seed, threads and determinism for one fit, and put torch's global state back afterwards."""
-    import torch
-
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_bench, old_cudnn_det = torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic
-    cuda_devices = [device.index or 0] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=cuda_devices):  # the caller's RNG streams stay untouched
-            if train.threads:
-                torch.set_num_threads(train.threads)
-            if train.deterministic:
-                # cuBLAS needs a fixed workspace for deterministic matmuls; it must be set before the
-                # first cuBLAS call of the process, so a later fit in the same process may be too late
-                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-                torch.use_deterministic_algorithms(True)
-                torch.backends.cudnn.deterministic = True
-                torch.backends.cudnn.benchmark = False
-            elif device.type == "cuda":
-                # windows have one fixed shape, so cuDNN's autotuner pays for itself after a batch or two
-                torch.backends.cudnn.benchmark = True
-            torch.manual_seed(train.seed)
-            yield
-    finally:
-        torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det)
-        torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = old_bench, old_cudnn_det
-
-
-# -- the fitted model ------------------------------------------------------------------------
-
-
-@dataclass
-class Fitted:
-    features: FeatureConfig
-    model_config: ModelConfig
-    train_config: TrainConfig
-    scaler: Scaler
-    module: nn.Module  # eval mode
-    history: list[EpochStats]
-    best_epoch: int  # 0: the untrained weights
-    interrupted: bool
-    start: int  # rows used: [start, end)
-    end: int
-    val_origins: np.ndarray  # [n] origins of the validation windows
-    val_pred: np.ndarray  # [n, horizon] predicted close
-    val_actual: np.ndarray  # [n, horizon] actual close
-    train_end: int = 0  # one past the last row a training window touches (the MASE in-sample part)
-    feature_names: tuple[str, ...] = ()
-    device: str = "cpu"
-    seconds: float = 0.0
-
-    def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
-        """Predicted close for bars ``t+1 .. t+horizon`` at each origin ``t``: ``[n, horizon]``.
-
-        Uses only rows ``<= t``. Needs ``t >= lookback - 1``.
-        """
-        import torch
-
-        origins = np.asarray(origins, dtype="int64").reshape(-1)
-        lb, h = self.features.lookback, self.features.horizon
-        if origins.size == 0:
-            return np.empty((0, h))
-        if self.feature_names and tuple(prepared.names) != tuple(self.feature_names):
-            raise ModelError(
-                f"the series was prepared with features {list(prepared.names)}, "
-                f"the model needs {list(self.feature_names)}"
-            )
-        if origins.min() < lb - 1 or origins.max() >= len(prepared):
-            raise ModelError(
-                f"forecast origins must lie in [{lb - 1}, {len(prepared) - 1}] "
-                f"(look-back {lb}); got {origins.min()}..{origins.max()}"
-            )
-        lo, hi = int(origins.min()) - lb + 1, int(origins.max()) + 1
-        device = next(self.module.parameters()).device
-        x = torch.from_numpy(self.scaler.transform(prepared.raw[lo:hi])).to(device)
-        idx = torch.from_numpy(origins - lo - lb + 1).to(device)
-        out = _predict(self.module, F.windows(x, lb), idx)
-        y = self.scaler.inverse_target(out)
-        if self.features.target == "return":
-            return prepared.close[origins][:, None] * np.exp(np.cumsum(y, axis=1))
-        return y
-
-
-def _predict(module: nn.Module, windows: torch.Tensor, idx: torch.Tensor) -> np.ndarray:
-    import torch
-
-    module.eval()
-    outs = []
-    with torch.inference_mode():
-        for b in range(0, len(idx), EVAL_BATCH):
-            outs.append(module(windows[idx[b : b + EVAL_BATCH]].contiguous()).float().cpu())
-    return torch.cat(outs).numpy().astype("float64")
-
-
-def actual_close(prepared: Prepared, origins: np.ndarray, horizon: int) -> np.ndarray:
-    """The realised close for bars ``t+1 .. t+horizon`` at each origin: ``[n, horizon]``."""
-    steps = np.asarray(origins, dtype="int64")[:, None] + np.arange(1, horizon + 1)[None, :]
-    return prepared.close[steps]
-
-
-# -- the loop ----------------------------------------------------------------------------------
-
-
-def fit(
-    prepared: Prepared,
-    *,
-    features: FeatureConfig,
-    model: ModelConfig,
-    train: TrainConfig,
-    start: int = 0,
-    end: int | None = None,
-    progress: Callable[[EpochStats], None] | None = None,
-) -> Fitted:
-    """Train on rows ``[start, end)`` only: no window whose input or target touches row ``>= end``.
-
-    Windows are split chronologically (train, then validation) and the scaler is fitted on the
-    training rows. Ctrl-C stops after the current batch and returns the best weights so far with
-    ``interrupted=True``. ``epochs=0`` returns the untrained model.
-    """
-    import torch
-
-    from lstmcast.model import LSTMForecaster
-
-    end = len(prepared) if end is None else end
-    sp = F.split(len(prepared), features=features, val_fraction=train.val_fraction, start=start, end=end)
-    lb, h = features.lookback, features.horizon
-    scaler = Scaler.fit(
-        prepared.raw[start : sp.train_end], prepared.target[sp.train_origins[0] + 1 : sp.train_end]
-    )
-    device = resolve_device(train.device)
-    t0 = time.perf_counter()
-    history: list[EpochStats] = []
-    interrupted = False
-    with _torch_settings(train, device):
-        # .contiguous() keeps cuDNN on its fast path; the unfold views are gathered per batch
-        x = torch.from_numpy(scaler.transform(prepared.raw[start:end])).to(device).contiguous()
-        y = torch.from_numpy(scaler.transform_target(prepared.target[start:end])).to(device)
-        xw = F.windows(x, lb)  # window i ends at row start + i + lb - 1
-        yw = y[lb:].unfold(0, h, 1)  # its targets: the next h rows
-        tr = torch.from_numpy(sp.train_origins - start - lb + 1).to(device)
-        va = torch.from_numpy(sp.val_origins - start - lb + 1).to(device)
-        net = LSTMForecaster(n_features=x.shape[1], horizon=h, config=model).to(device)
-        opt = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, factor=0.5, patience=max(1, train.patience // 3)
-        )
-        gen = torch.Generator().manual_seed(train.seed)
-        autocast = torch.autocast(
-            device_type="cuda", dtype=torch.bfloat16, enabled=train.bf16 and device.type == "cuda"
-        )
-        best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        best_loss, best_epoch, stale = math.inf, 0, 0
-        try:
-            for epoch in range(1, train.epochs + 1):
-                e0 = time.perf_counter()
-                net.train()
-                perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
-                total = torch.zeros((), device=device)
-                for b in range(0, len(perm), train.batch_size):
-                    idx = perm[b : b + train.batch_size]
-                    xb, yb = xw[idx].contiguous(), yw[idx]
-                    with autocast:
-                        loss = torch.nn.functional.mse_loss(net(xb).float(), yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if train.clip > 0:
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), train.clip)
-                    opt.step()
-                    total += loss.detach() * len(idx)  # no .item() per batch: it would sync the GPU
-                train_loss = float(total) / len(perm)
-                val_loss = _val_loss(net, xw, yw, va, autocast) if len(va) else float("nan")
-                watched = val_loss if len(va) else train_loss
-                improved = watched < best_loss
-                if improved:
-                    best_loss, best_epoch, stale = watched, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                else:
-                    stale += 1
-                sched.step(watched)
-                stats = EpochStats(
-                    epoch=epoch,
-                    epochs=train.epochs,
-                    train_loss=train_loss,
-                    val_loss=val_loss,
-                    lr=opt.param_groups[0]["lr"],
-                    seconds=time.perf_counter() - e0,
-                    windows=len(perm),
-                    best=improved,
-                )
-                history.append(stats)
-                if progress is not None:
-                    progress(stats)
-                if not math.isfinite(train_loss):
-                    raise ModelError(f"training diverged at epoch {epoch} (loss {train_loss}); lower --lr")
-                if stale >= train.patience:
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        net.load_state_dict(best_state)
-        net.eval()
-    fitted = Fitted(
-        features=features,
-        model_config=model,
-        train_config=train,
-        scaler=scaler,
-        module=net,
-        history=history,
-        best_epoch=best_epoch,
-        interrupted=interrupted,
-        start=start,
-        end=end,
-        val_origins=sp.val_origins,
-        val_pred=np.empty((0, h)),
-        val_actual=np.empty((0, h)),
-        train_end=sp.train_end,
-        feature_names=tuple(prepared.names),
-        device=str(device),
-        seconds=time.perf_counter() - t0,
-    )
-    fitted.val_pred = fitted.predict_close(prepared, sp.val_origins)
-    fitted.val_actual = actual_close(prepared, sp.val_origins, h)
-    return fitted
-
-
-def _val_loss(net: nn.Module, xw: torch.Tensor, yw: torch.Tensor, idx: torch.Tensor, autocast: Any) -> float:
-    import torch
-
-    net.eval()
-    total = torch.zeros((), device=idx.device)
-    with torch.no_grad(), autocast:
-        for b in range(0, len(idx), EVAL_BATCH):
-            i = idx[b : b + EVAL_BATCH]
-            total += torch.nn.functional.mse_loss(net(xw[i].contiguous()).float(), yw[i], reduction="sum")
-    return float(total) / (len(idx) * yw.shape[1])
+__all__ = ["EVAL_BATCH", "EpochStats", "Fitted", "_torch_settings", "actual_close", "describe_device", "fit",
+           "resolve_device"]
 
 
 # -- options: flags and config files ------------------------------------------------------------
 
-# option name -> (which config, type)
-OPTIONS: dict[str, tuple[str, type]] = {
-    "interval": ("series", str),
-    "lookback": ("features", int),
-    "horizon": ("features", int),
-    "target": ("features", str),
-    "features": ("features", list),
-    "hidden": ("model", int),
-    "layers": ("model", int),
-    "dropout": ("model", float),
-    "epochs": ("train", int),
-    "batch_size": ("train", int),
-    "lr": ("train", float),
-    "weight_decay": ("train", float),
-    "patience": ("train", int),
-    "val_fraction": ("train", float),
-    "clip": ("train", float),
-    "device": ("train", str),
-    "seed": ("train", int),
-    "deterministic": ("train", bool),
-    "bf16": ("train", bool),
-    "threads": ("train", int),
-}
+# option name -> the part of the settings it belongs to (all of them are settings.Settings fields)
+OPTIONS: dict[str, str] = {"interval": "series", **{k: "settings" for k in Settings.model_fields}}
 
 
 @dataclass(frozen=True)
 class TrainSetup:
     interval: str = "1d"
-    features: FeatureConfig = field(default_factory=FeatureConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    settings: Settings = field(default_factory=Settings)
+
+    @property
+    def features(self) -> FeatureConfig:
+        return FeatureConfig.from_settings(self.settings)
+
+    @property
+    def model(self) -> ModelConfig:
+        return self.settings.network()
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.settings.training()
+
+    @property
+    def family(self) -> str:
+        return self.settings.family
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """The ``[train]`` table of a TOML file, keys checked against the ``train`` options."""
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    """The ``[train]`` (or ``[defaults]``) table of a TOML file, checked against the settings."""
+    from lstmcast.settings import read_table
 
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as e:
-        raise ConfigError(f"config file not found: {path}") from e
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"cannot read config file {path}: {e}") from e
-    table = doc.get("train")
-    if not isinstance(table, dict):
-        raise ConfigError(f"config file {path} has no [train] table")
-    return _check_options(table, where=f"[train] in {path}")
+    return read_table(path)[0]
 
 
-def _check_options(options: Mapping[str, Any], *, where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for raw_key, value in options.items():
-        key = str(raw_key).replace("-", "_")
-        if key not in OPTIONS:
-            raise ConfigError(f"unknown key {raw_key!r} in {where}; known: {', '.join(OPTIONS)}")
-        want = OPTIONS[key][1]
-        ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))) or (
-            want is float and isinstance(value, int) and not isinstance(value, bool)
-        )
-        if not ok:
-            raise ConfigError(f"{raw_key} in {where} must be {want.__name__}, not {value!r}")
-        out[key] = value
-    return out
+def setup_from_options(options: Mapping[str, Any], *, where: str = "options") -> TrainSetup:
+    """The setup from a flat mapping of option names (flags over file values, already merged)."""
+    from lstmcast.settings import build
 
-
-def setup_from_options(options: Mapping[str, Any]) -> TrainSetup:
-    """Build the configs from a flat mapping of option names (flags over file values, already merged)."""
-    opts = _check_options({k: v for k, v in options.items() if v is not None}, where="options")
-    groups: dict[str, dict[str, Any]] = {"series": {}, "features": {}, "model": {}, "train": {}}
-    for key, value in opts.items():
-        groups[OPTIONS[key][0]][key] = tuple(value) if key == "features" else value
-    return TrainSetup(
-        interval=groups["series"].get("interval", "1d"),
-        features=FeatureConfig(**groups["features"]),
-        model=ModelConfig(**groups["model"]),
-        train=TrainConfig(**groups["train"]),
-    )
+    opts = {k.replace("-", "_"): v for k, v in options.items() if v is not None}
+    interval = opts.pop("interval", "1d")
+    return TrainSetup(interval=interval, settings=build(opts, where=where))
 
 
 # -- train a stored series and save a run --------------------------------------------------------
@@ -464,10 +99,16 @@ class TrainReport:
     promoted: bool
     data_info: dict[str, Any]
     device: str
+    settings: Settings = field(default_factory=Settings)
 
     @property
     def interrupted(self) -> bool:
         return self.fitted.interrupted
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        """Why the run was saved ``incomplete`` (not a real model, never current), or None."""
+        return self.run.incomplete_reason
 
     def to_dict(self) -> dict[str, Any]:
         f = self.fitted
@@ -478,6 +119,8 @@ class TrainReport:
             "path": str(self.run.path),
             "promoted": self.promoted,
             "interrupted": f.interrupted,
+            "status": self.run.status,
+            "incomplete_reason": self.incomplete_reason,
             "device": self.device,
             "seconds": round(f.seconds, 3),
             "best_epoch": f.best_epoch,
@@ -486,9 +129,10 @@ class TrainReport:
             "metrics": self.metrics,
             "beats_naive": self.beats_naive,
             "data": self.data_info,
+            "family": f.family,
             "features": f.features.to_dict(),
-            "model": f.model_config.to_dict(),
-            "train": f.train_config.to_dict(),
+            "model": self.settings.network().to_dict() if f.family in ("lstm", "gru") else f.state()[1]["model"],
+            "train": self.settings.training().to_dict(),
             "history": [s.to_dict() for s in f.history],
         }
 
@@ -539,25 +183,30 @@ def train_series(
     train: TrainConfig | None = None,
     promote: bool = True,
     progress: Callable[[EpochStats], None] | None = None,
+    family: str | None = None,
+    settings: Settings | None = None,
 ) -> TrainReport:
     """Train on a stored series and save the run; make it current when ``promote`` and it completed.
 
+    ``settings`` (one ``Settings``) or the ``features`` / ``model`` / ``train`` parts plus ``family``.
     An interrupted run (Ctrl-C) is saved, marked interrupted, and never made current.
     """
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
+    from lstmcast.forecasters import forecaster
 
-    features = features or FeatureConfig()
-    model = model or ModelConfig()
-    train = train or TrainConfig()
+    if settings is None:
+        settings = compose(features=features, model=model, train=train, family=family)
+    features, train = FeatureConfig.from_settings(settings), settings.training()
     key = store.resolve(spec, interval)
     manifest = store.manifest(key)
     frame = store.load(key)
     kind = manifest.get("kind", F.KIND_PRICE)
     if len(frame) == 0:
         raise DataError(f"{key} has no bars")
-    resolve_device(train.device)  # fail on a missing device before the data work
+    if settings.family in ("lstm", "gru"):
+        resolve_device(train.device)  # fail on a missing device before the data work
     prepared = F.prepare(frame, kind=kind, features=features)
-    fitted = fit(prepared, features=features, model=model, train=train, progress=progress)
+    fitted = forecaster(settings).fit(prepared, progress=progress)
     metrics = validation_metrics(fitted, prepared)
     beats = bool(metrics) and metrics["dm"]["beats_naive"]
     data_info = {
@@ -577,8 +226,9 @@ def train_series(
         "file": manifest.get("file"),
         "close_column": "close",
     }
-    promote = promote and not fitted.interrupted
-    run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info, promote=promote)
+    run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info,
+                              promote=promote and not fitted.interrupted)
+    promote = promote and run.status == checkpoint.STATUS_COMPLETE
     return TrainReport(
         key=key,
         fitted=fitted,
@@ -588,4 +238,17 @@ def train_series(
         promoted=promote,
         data_info=data_info,
         device=fitted.device,
+        settings=settings,
     )
+
+
+def compose(*, features: FeatureConfig | None = None, model: ModelConfig | None = None,
+            train: TrainConfig | None = None, family: str | None = None) -> Settings:
+    """One ``Settings`` from its parts (each defaulting to the defaults)."""
+    values: dict[str, Any] = {}
+    for part in (features, model, train):
+        if part is not None:
+            values.update(part.to_dict())
+    if family is not None:
+        values["family"] = family
+    return Settings.model_validate({**Settings().model_dump(), **values})

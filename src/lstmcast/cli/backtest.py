@@ -36,6 +36,9 @@ def backtest_cmd(
     patience: int | None = typer.Option(None, "--patience"),
     target: str | None = typer.Option(None, "--target", help="return or price."),
     device: str | None = typer.Option(None, "--device"),
+    family: str | None = typer.Option(
+        None, "--model-family", help="lstm, gru, linear, naive, drift, moving_average or mean_return [default: lstm]."
+    ),
     threads: int | None = typer.Option(None, "--threads"),
     seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (add the per-origin series with --plot)."),
@@ -57,15 +60,15 @@ def backtest_cmd(
         options.update(T.read_config_file(config))
     flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
              "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed,
-             "interval": interval}
+             "family": family, "interval": interval}
     setup = common.training_setup(flags, base=options)
     bt = BacktestConfig(
         horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals="model", scale_window=MASE_SCALE_WINDOW,
     )
     with contextlib.nullcontext((None, None)) if as_json else _origin_bar(bt) as (on_plan, on_progress):
-        report = backtest_series(st, symbol, interval=interval, features=setup.features, model=setup.model,
-                                 train=setup.train, config=bt, start=start, end=end,
+        report = backtest_series(st, symbol, interval=interval, settings=setup.settings, config=bt,
+                                 start=start, end=end,
                                  on_plan=on_plan, on_progress=on_progress)
     if plot is not None:
         from lstmcast.evaluate.plot import plot_backtest

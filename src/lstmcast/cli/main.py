@@ -77,7 +77,7 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import backtest, data, fetch, forecasts, models, predict, run, schedule, train
+    from lstmcast.cli import backtest, data, fetch, forecasts, models, predict, run, schedule, settings_cmd, train
 
     data.register(app)
     fetch.register(app)
@@ -88,6 +88,7 @@ def _register() -> None:
     run.register(app)
     schedule.register(app)
     forecasts.register(app)
+    settings_cmd.register(app)
 
 
 _register()

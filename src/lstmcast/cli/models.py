@@ -16,7 +16,7 @@ def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """List saved runs, oldest first per series; the current model is marked."""
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
 
     data_dir = common.settings(ctx).data_dir
     key = common.store(ctx).resolve(symbol, interval) if symbol else None
@@ -53,7 +53,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the full metadata as JSON."),
 ) -> None:
     """Show one run: series, data range, configs, validation metrics, versions; verifies its checksums."""
-    from lstmcast import checkpoint
+    from lstmcast import registry as checkpoint
 
     data_dir = common.settings(ctx).data_dir
     info = checkpoint.find_run(data_dir, run)

@@ -47,6 +47,9 @@ def train_cmd(
         help="Deterministic algorithms only (slower on CUDA; see README).",
         show_default=False,
     ),
+    family: str | None = typer.Option(
+        None, "--model-family", help="lstm, gru, linear, naive, drift, moving_average or mean_return [default: lstm]."
+    ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch [default: torch's]."),
     config: Path | None = typer.Option(
         None, "--config", help="TOML file with a [train] table; flags override its values."
@@ -79,14 +82,12 @@ def train_cmd(
         "target": target,
         "deterministic": deterministic,
         "threads": threads,
+        "family": family,
     }
     setup = common.training_setup(flags, base=T.read_config_file(config) if config else None)
     store = common.store(ctx)
     with contextlib.nullcontext() if as_json else _epoch_bar(setup.train.epochs) as progress:
-        report = T.train_series(
-            store, symbol, interval=setup.interval, features=setup.features, model=setup.model,
-            train=setup.train, progress=progress,
-        )
+        report = T.train_series(store, symbol, interval=setup.interval, settings=setup.settings, progress=progress)
     if as_json:
         common.print_json(report.to_dict())
     else:
@@ -169,7 +170,9 @@ def _render(report: Any) -> None:
     state = (
         "current model"
         if report.promoted
-        else ("interrupted, not made current" if report.interrupted else "not made current")
+        else "interrupted, not made current" if report.interrupted
+        else f"incomplete: {report.incomplete_reason}; not made current" if report.incomplete_reason
+        else "not made current"
     )
     con.print(f"saved run {report.run.run_id} ({state}): {report.run.path}")
 

@@ -1,1 +1,1 @@
-"""The recurrent families (LSTM, GRU): the torch module and loop, and a torch-free numpy forward pass."""
+"""The recurrent families (lstm, gru): the torch module and loop (the only code that imports torch), and a torch-free numpy forward pass."""

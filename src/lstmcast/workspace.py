@@ -1,0 +1,48 @@
+"""The data directory's layout: which folder holds what, and the rules that keep paths inside it.
+
+::
+
+    DATA_DIR/series/{source}/{symbol}/{interval}.parquet|.json   the store (data/store.py writes it)
+    DATA_DIR/models/{source}/{symbol}/{interval}/{run_id}/       one model run (registry.py)
+    DATA_DIR/models/{source}/{symbol}/{interval}/current         {"run_id": ...}
+    DATA_DIR/forecasts/ ...                                      forecast history (forecasts.py)
+    DATA_DIR/logs/lstmcast.log                                   the run log (runlog.py)
+
+A run id read from a file (the ``current`` pointer) is data, not a path: it must match
+``RUN_ID_RE`` and resolve to a direct child of its series folder, or it is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lstmcast.errors import CheckpointError, DataNotFoundError
+
+SERIES = "series"
+MODELS = "models"
+FORECASTS = "forecasts"
+LOGS = "logs"
+CURRENT = "current"
+# 20261121T101500123Z-ab12cd (registry.new_run_id; ids of early versions had no milliseconds)
+RUN_ID_RE = re.compile(r"^\d{8}T\d{6}(\d{3})?Z-[0-9a-f]{6}$")
+
+
+def models_root(data_dir: Path) -> Path:
+    return Path(data_dir) / MODELS
+
+
+def run_folder(series_folder: Path, run_id: str, *, what: str | None = None) -> Path:
+    """``series_folder / run_id`` after checking that ``run_id`` is a run id and stays inside.
+
+    ``what`` names the file the id was read from (a refused pointer is a ``CheckpointError``);
+    without it the id came from the user, and one that is not a run id is simply not found.
+    """
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        if what is None:
+            raise DataNotFoundError(f"no run {str(run_id)[:80]} in {series_folder}")
+        raise CheckpointError(f"{what} holds {str(run_id)[:80]!r}, which is not a run id; refusing to follow it")
+    folder = series_folder / run_id
+    if folder.resolve().parent != series_folder.resolve():
+        raise CheckpointError(f"{what or 'run id'} points at {run_id!r} outside {series_folder}; refusing to follow it")
+    return folder
