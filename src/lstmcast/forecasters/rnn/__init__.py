@@ -1,1 +1,4 @@
-"""The recurrent families (lstm, gru): the torch module and loop (the only code that imports torch), and a torch-free numpy forward pass."""
+"""The recurrent families (lstm, gru).
+
+The torch module and loop are the only code that imports torch; numpy_forward is a torch-free forward pass.
+"""
