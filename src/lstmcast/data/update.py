@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.data import calendar, schema
-from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, call_with_retry
+from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
 from lstmcast.errors import DataSourceError, LstmcastError, UsageError
 
@@ -47,6 +47,10 @@ class FetchResult:
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
+    # Bars the market calendar expects from the first requested bar up to the newest bar the source
+    # should have (see ``_coverage``), and the complete bars received in that window.
+    bars_expected: int = 0
+    bars_received: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,6 +69,8 @@ class FetchResult:
             "last": self.last,
             "new_gaps": self.new_gaps,
             "missing_bars": sum(g["bars"] for g in self.new_gaps),
+            "bars_expected": self.bars_expected,
+            "bars_received": self.bars_received,
             "quality": self.quality,
             "notes": self.notes,
             "error": self.error,
@@ -174,6 +180,37 @@ def _new_gaps(before: pd.DatetimeIndex, after: pd.DatetimeIndex, interval: calen
     ]
 
 
+def settled_end(iv: calendar.Interval, *, now: pd.Timestamp, end: pd.Timestamp | None) -> pd.Timestamp:
+    """The open time of the newest bar a source must have by ``now`` (and before ``end``, exclusive).
+
+    One bar for it to close, plus slack: a day for daily and weekly bars (an exchange's local date
+    runs up to a day behind UTC, and vendors publish the close late), a bar or 15 minutes for
+    intraday ones.
+    """
+    slack = pd.Timedelta(days=1) if iv.daily_or_longer else max(iv.delta, pd.Timedelta(minutes=15))
+    limit = now - iv.delta - slack
+    if end is not None:
+        limit = min(limit, end - iv.delta)
+    return limit
+
+
+def _coverage(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, first: pd.Timestamp | None,
+              newest: pd.Timestamp | None) -> tuple[int, int]:
+    """(bars expected, bars received) between ``first`` (the first requested bar; default the first
+    received) and ``newest`` (the newest bar the source should have), by the market's calendar."""
+    if first is None:
+        if not len(frame):
+            return 0, 0
+        first = frame.index[0]
+    if iv.daily_or_longer:
+        first = first.normalize()
+    if newest is None or newest < first:
+        return 0, 0
+    expected = calendar.expected_bars(first, newest, iv, market)
+    received = frame.index[(frame.index >= first) & (frame.index <= newest)]
+    return len(expected), len(received)
+
+
 def fetch_series(
     store: Store,
     spec: str,
@@ -216,6 +253,13 @@ def fetch_series(
     budget = RetryBudget()  # one wait allowance for the whole fetch, all pages together
     retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep, budget=budget)  # noqa: E731
 
+    def wait(attempt: int) -> None:  # before asking again for a page that came back wrong
+        delay = backoff_delay(attempt, policy)
+        budget.waited += delay
+        sleep(delay)
+
+    newest: pd.Timestamp | None = None  # the newest bar the source should have (None: what it sent)
+
     frame = schema.empty_frame()
     tz: str | None = None
     session_end = None
@@ -240,11 +284,16 @@ def fetch_series(
 
             exchange = ccxt_source.make_exchange(name, overrides=exchange_overrides)
             got = ccxt_source.fetch_bars(exchange, symbol, interval=iv.name, start=fetch_from, end=end_ts,
-                                         retry=retry, on_page=on_page)
+                                         retry=retry, on_page=on_page, start_is_stored=bool(len(old)),
+                                         wait=wait)
             frame, tz = got.frame, "UTC"
             result.notes.extend(got.notes)
             if got.error is not None:
                 partial_error = got.error
+                # paging stopped early: the exchange should have had every bar up to the end
+                newest = settled_end(iv, now=now, end=end_ts)
+            elif len(got.frame):
+                newest = got.frame.index[-1]  # paging ran until the exchange had nothing newer
     except LstmcastError as e:
         result.error, result.error_type = str(e), type(e).__name__
         # with --full, ``old`` was never loaded; the stored series is still there
@@ -258,6 +307,14 @@ def fetch_series(
             result.notes.append(f"left out {dropped} still-forming bar(s); --include-partial stores them")
     if start_ts is not None and not len(old):
         frame = frame[frame.index >= start_ts.normalize() if iv.daily_or_longer else frame.index >= start_ts]
+    if not include_partial and newest is not None:
+        newest = min(newest, settled_end(iv, now=now, end=None) + iv.delta)  # still-forming bars were dropped
+    result.bars_expected, result.bars_received = _coverage(frame, iv, market, first=fetch_from, newest=newest)
+    if partial_error is not None and not len(frame):
+        result.error, result.error_type = str(partial_error), type(partial_error).__name__
+        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
+        result.seconds = time.monotonic() - t0
+        return result
     if full and partial_error is not None and store.exists(key):
         # --full replaces the series; the pages received before the failure are not all of it.
         result.error = f"{partial_error}; --full stopped half-way, so the stored series was left as it was"
