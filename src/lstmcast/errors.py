@@ -64,6 +64,11 @@ class TemporaryFetchError(DataSourceError):
         self.attempts = 1
 
 
+class InconsistentAnswerError(TemporaryFetchError):
+    """A vendor answer that does not match the request: a repeated or stale page, an empty or short
+    window where the market calendar says bars exist. Retried, then reported (never "ok")."""
+
+
 class ServiceUnreachableError(TemporaryFetchError):
     """DNS failure or connection refused: retried briefly, then reported (no minutes of waiting)."""
 

@@ -20,7 +20,7 @@ import pandas as pd
 from lstmcast.data import calendar, schema
 from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
-from lstmcast.errors import DataSourceError, LstmcastError, UsageError
+from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, UsageError
 
 JUMP_LOG_RETURN = np.log(1.5)  # |log return| above ~50% in one bar is flagged
 STATUS_OK = "ok"  # new bars stored (or already up to date)
@@ -194,6 +194,46 @@ def settled_end(iv: calendar.Interval, *, now: pd.Timestamp, end: pd.Timestamp |
     return limit
 
 
+class _WrongAnswer(InconsistentAnswerError):
+    """An answer that does not match the request, with what it held (retried like a network fault)."""
+
+    def __init__(self, message: str, *, bars: Any = None, expected: int = 0, received: int = 0) -> None:
+        super().__init__(message)
+        self.bars, self.expected, self.received = bars, expected, received
+
+
+def _check_answer(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, what: str,
+                  ask_from: pd.Timestamp | None, last_stored: pd.Timestamp | None,
+                  newest: pd.Timestamp) -> None:
+    """Raise ``_WrongAnswer`` unless ``frame`` answers a request for bars from ``ask_from``:
+    it may not start before it, may not end before ``last_stored`` (a stale or cached answer),
+    and must reach ``newest``, the newest bar the market calendar (and the vendor's own market
+    time) says must exist by now."""
+    fmt = (lambda t: str(t.date())) if iv.daily_or_longer else (lambda t: t.isoformat())
+    if len(frame) and last_stored is not None and frame.index[-1] < last_stored:
+        raise _WrongAnswer(f"{what}: the answer ends {fmt(frame.index[-1])}, before the last stored bar "
+                           f"{fmt(last_stored)} (a stale or cached answer)")
+    if len(frame) and ask_from is not None:
+        slack = pd.Timedelta(days=1) if iv.daily_or_longer else iv.delta
+        floor = (ask_from.normalize() if iv.daily_or_longer else ask_from) - slack
+        if frame.index[0] < floor:
+            raise _WrongAnswer(f"{what}: the answer starts {fmt(frame.index[0])}, before the requested "
+                               f"{fmt(ask_from)} (a stale or cached answer)")
+    have = max([t for t in (last_stored, frame.index[-1] if len(frame) else None) if t is not None],
+               default=None)
+    if have is None:
+        return
+    due = calendar.expected_bars(have + pd.Timedelta(seconds=1), newest, iv, market) if newest > have else []
+    if len(due):
+        first = last_stored if last_stored is not None else frame.index[0]
+        expected, received = _coverage(frame, iv, market, first=first, newest=newest)
+        if not len(frame[frame.index > (last_stored if last_stored is not None else frame.index[0])]):
+            raise _WrongAnswer(f"{what}: no {iv.name} bars after {fmt(have)} although the market was open "
+                               f"({len(due)} bar(s) due up to {fmt(newest)})", expected=expected)
+        raise _WrongAnswer(f"{what}: the answer ends {fmt(have)}, but {len(due)} more bar(s) are due up to "
+                           f"{fmt(newest)}", bars=frame, expected=expected, received=received)
+
+
 def _coverage(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, first: pd.Timestamp | None,
               newest: pd.Timestamp | None) -> tuple[int, int]:
     """(bars expected, bars received) between ``first`` (the first requested bar; default the first
@@ -274,10 +314,33 @@ def fetch_series(
                 # A daily stamp is the exchange-local date; east of UTC that date's session opens
                 # before 00:00 UTC, so ask from a day earlier (the upsert de-duplicates).
                 ask_from = ask_from - pd.Timedelta(days=1)
-            bars = retry(lambda: yahoo.fetch_bars(
-                symbol, interval=iv.name, start=ask_from, end=end_ts, session=session,
-                cache_dir=store.root / "cache" / "yfinance", allow_empty=fetch_from is not None,
-            ))
+            last_stored = old.index[-1] if len(old) else None
+            due_by = settled_end(iv, now=now, end=end_ts)
+
+            def answer() -> Any:
+                got = yahoo.fetch_bars(
+                    symbol, interval=iv.name, start=ask_from, end=end_ts, session=session,
+                    cache_dir=store.root / "cache" / "yfinance", allow_empty=fetch_from is not None,
+                )
+                newest = due_by
+                if got.market_time is not None:  # Yahoo's newest trade: a halted symbol owes nothing after it
+                    t = got.market_time
+                    newest = min(newest, t.normalize() if iv.daily_or_longer else t - iv.delta)
+                _check_answer(got.frame, iv, market, what=f"Yahoo Finance {symbol} {iv.name}",
+                              ask_from=ask_from, last_stored=last_stored, newest=newest)
+                return got, newest
+
+            try:
+                bars, newest = retry(answer)
+            except _WrongAnswer as e:
+                plain = InconsistentAnswerError(str(e))  # the private subclass stays out of messages and JSON
+                plain.attempts = e.attempts
+                if e.bars is None:
+                    result.bars_expected = e.expected
+                    raise plain from None
+                # bars that start right but stop short: stored (they are real), reported as partial
+                bars = yahoo.YahooBars(e.bars, None, None)
+                newest, partial_error = due_by, plain
             frame, tz, session_end = bars.frame, bars.exchange_tz, bars.session_end
         else:
             from lstmcast.data.sources import ccxt_source

@@ -15,7 +15,7 @@ import pandas as pd
 
 from lstmcast.data import schema
 from lstmcast.data.sources.retry import brief, looks_unreachable
-from lstmcast.errors import DataSourceError, ServiceUnreachableError, TemporaryFetchError
+from lstmcast.errors import DataSourceError, InconsistentAnswerError, ServiceUnreachableError, TemporaryFetchError
 
 T = TypeVar("T")
 # our interval name -> ccxt's timeframe name
@@ -224,7 +224,7 @@ def fetch_bars(
                 else:
                     what = (f"returned no {symbol} {interval} bars since {iso(since)}, the last stored bar, "
                             f"{repeats} times")
-                err = TemporaryFetchError(f"{exchange.id} {what}; stopped with {len(rows)} bar(s) received")
+                err = InconsistentAnswerError(f"{exchange.id} {what}; stopped with {len(rows)} bar(s) received")
                 err.attempts = repeats
                 return CcxtBars(_to_frame(rows), pages, err, notes)
             wait(repeats)

@@ -40,6 +40,7 @@ class YahooBars:
     frame: pd.DataFrame
     exchange_tz: str | None
     session_end: pd.Timestamp | None  # end of the current regular session (UTC), if Yahoo said
+    market_time: pd.Timestamp | None = None  # Yahoo's newest trade (meta regularMarketTime), if it said
 
 
 def check_interval(interval: str) -> str:
@@ -181,6 +182,18 @@ def _session_end(meta: Any) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _market_time(meta: Any) -> pd.Timestamp | None:
+    """meta's regularMarketTime: epoch seconds from Yahoo, a datetime once yfinance formatted it."""
+    try:
+        value = meta["regularMarketTime"]
+        ts = pd.Timestamp(int(value), unit="s") if isinstance(value, int | float) else pd.Timestamp(value)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if pd.isna(ts) or ts.value <= 0:
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def fetch_bars(
     symbol: str,
     *,
@@ -243,4 +256,4 @@ def fetch_bars(
     frame = _normalise(raw, interval=interval, tz=tz)
     if len(frame) == 0 and not allow_empty:
         raise DataSourceError(f"Yahoo Finance returned no {interval} bars for {symbol!r}; check the symbol")
-    return YahooBars(frame, tz, _session_end(meta))
+    return YahooBars(frame, tz, _session_end(meta), _market_time(meta))
