@@ -211,3 +211,28 @@ def test_short_answer_is_retried_then_stored_as_partial(store):
     assert r.rows_added == 3 and store.manifest(r.key)["rows"] == 2602 and r.rows_stored == 2602
     assert r.bars_expected == 100 and r.bars_received == 4
     assert "ends 2023-05-03" in r.error and "due up to 2023-09-20" in r.error, r.error
+
+
+# -- HTTP 5xx with Yahoo's JSON error body (yfinance reports it as "no data") ----------------------
+
+def test_500_with_json_body_on_incremental_is_retried(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    fake.script = ["500-json"] * 3
+    waits: list[float] = []
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append)
+    assert r.status == "ok" and r.rows_added == 100, r.error
+    assert 1 <= len(waits) <= 3 and not fake.script  # (yfinance may re-ask once within an attempt)
+
+
+@pytest.mark.parametrize("first_fetch", [True, False])
+def test_500_forever_names_the_http_status_not_the_symbol(store, first_fetch):
+    fake = FakeYahoo()
+    if not first_fetch:
+        stored_then(store, fake)
+    fake.script = ["500-json"] * 50
+    waits: list[float] = []
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append, policy=RetryPolicy(attempts=5))
+    assert r.status == "failed" and r.error_type == "TemporaryFetchError", r.error
+    assert "HTTP 500" in r.error and "check the symbol" not in r.error
+    assert len(waits) == 4  # the same budget as ccxt: 5 attempts
