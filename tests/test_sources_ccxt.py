@@ -168,3 +168,16 @@ def test_full_refetch_failing_at_once_reports_the_rows_still_stored(store):
         r = fetch(store, fb, full=True, policy=RetryPolicy(attempts=2))
     assert r.status == "failed" and "rate-limited" in r.error
     assert r.rows_stored == 1770 and store.manifest(r.key)["rows"] == 1770
+
+
+def test_damaged_series_incremental_fails_naming_it_and_full_replaces_it(store):
+    with FakeBinance(page_max=500) as fb:
+        r = fetch(store, fb)
+        path = store.data_path(r.key)
+        path.write_bytes(path.read_bytes()[:200])
+        r = fetch_series(store, SPEC, exchange_overrides=fb.overrides, end=END)
+        assert r.status == "failed" and "damaged" in r.error and "fetch --full" in r.error
+        r = fetch(store, fb, full=True)
+    assert r.status == "ok" and r.rows_stored == 1770
+    assert any("1d.parquet.damaged" in n for n in r.notes)
+    assert (path.parent / "1d.parquet.damaged").stat().st_size == 200

@@ -45,6 +45,11 @@ class StoreError(LstmcastError):
     """The local store cannot be read or written (permissions, corrupt file)."""
 
 
+class DamagedSeriesError(StoreError):
+    """A series' data file exists but cannot be read: reported, never skipped; a re-import or
+    ``fetch --full`` replaces it (the damaged file is kept aside as ``*.damaged``)."""
+
+
 class LockedError(LstmcastError):
     """Another process holds the lock we need."""
 

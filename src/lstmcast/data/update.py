@@ -20,7 +20,7 @@ import pandas as pd
 from lstmcast.data import calendar, schema
 from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
-from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, UsageError
+from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, StoreError, UsageError
 
 JUMP_LOG_RETURN = np.log(1.5)  # |log return| above ~50% in one bar is flagged
 STATUS_OK = "ok"  # new bars stored (or already up to date)
@@ -285,7 +285,11 @@ def fetch_series(
     market = calendar.infer_market(name, symbol)
     result = FetchResult(spec=spec, key=key, status=STATUS_FAILED)
 
-    old = store.load(key) if (store.exists(key) and not full) else schema.empty_frame()
+    try:
+        old = store.load(key) if (store.exists(key) and not full) else schema.empty_frame()
+    except StoreError as e:  # a damaged series: reported as this symbol's failure; --full replaces it
+        result.error, result.error_type = str(e), type(e).__name__
+        return result
     fetch_from = start_ts
     if len(old) and not full:
         # Re-fetch the last stored bar: it may have been stored before it was complete.
@@ -360,7 +364,7 @@ def fetch_series(
     except LstmcastError as e:
         result.error, result.error_type = str(e), type(e).__name__
         # with --full, ``old`` was never loaded; the stored series is still there
-        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
+        result.rows_stored = _rows_stored(store, key)
         result.seconds = time.monotonic() - t0
         return result
 
@@ -375,14 +379,14 @@ def fetch_series(
     result.bars_expected, result.bars_received = _coverage(frame, iv, market, first=fetch_from, newest=newest)
     if partial_error is not None and not len(frame):
         result.error, result.error_type = str(partial_error), type(partial_error).__name__
-        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
+        result.rows_stored = _rows_stored(store, key)
         result.seconds = time.monotonic() - t0
         return result
     if full and partial_error is not None and store.exists(key):
         # --full replaces the series; the pages received before the failure are not all of it.
         result.error = f"{partial_error}; --full stopped half-way, so the stored series was left as it was"
         result.error_type = type(partial_error).__name__
-        result.rows_stored = store.manifest(key)["rows"]
+        result.rows_stored = _rows_stored(store, key)
         result.seconds = time.monotonic() - t0
         return result
     if len(frame) == 0 and not len(old) and partial_error is None:
@@ -405,6 +409,8 @@ def fetch_series(
             result.seconds = time.monotonic() - t0
             return result
         result.rows_added, result.rows_replaced, result.rows_stored = up.rows_added, up.rows_replaced, up.rows_after
+        if up.set_aside:
+            result.notes.append(f"the stored series was damaged; its file was kept as {up.set_aside}")
         result.first, result.last = frame.index[0].isoformat(), frame.index[-1].isoformat()
         after = store.load(key)
         before_index = old.index if not full else pd.DatetimeIndex([], tz="UTC")
@@ -419,6 +425,14 @@ def fetch_series(
         result.status = STATUS_OK if result.rows_added else STATUS_UP_TO_DATE
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _rows_stored(store: Store, key: SeriesKey) -> int:
+    """Rows the store holds for ``key`` (0 when none, or when the file is damaged)."""
+    try:
+        return store.manifest(key)["rows"] if store.exists(key) else 0
+    except StoreError:
+        return 0
 
 
 def fetch_many(
