@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 import requests
@@ -97,7 +97,7 @@ class FakeYahoo(requests.Session):
         if parts.path.endswith("/v1/test/getcrumb"):
             return 200, "fakecrumb", {"content-type": "text/plain"}
         if parts.path.startswith("/v8/finance/chart/"):
-            symbol = parts.path.rsplit("/", 1)[-1]
+            symbol = unquote(parts.path.rsplit("/", 1)[-1])  # ^GSPC arrives as %5EGSPC
             step = self.script.pop(0) if self.script else None
             if step == 429:
                 return 429, "Too Many Requests", {"retry-after": self.retry_after}

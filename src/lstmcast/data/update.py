@@ -223,7 +223,8 @@ def _check_answer(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, wh
                default=None)
     if have is None:
         return
-    due = calendar.expected_bars(have + pd.Timedelta(seconds=1), newest, iv, market) if newest > have else []
+    after = have + (pd.Timedelta(days=1) if iv.daily_or_longer else pd.Timedelta(seconds=1))
+    due = calendar.expected_bars(after, newest, iv, market) if newest >= after else []
     if len(due):
         first = last_stored if last_stored is not None else frame.index[0]
         expected, received = _coverage(frame, iv, market, first=first, newest=newest)
