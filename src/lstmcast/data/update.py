@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lstmcast.data import calendar, schema
+from lstmcast.data import calendar, schema, verify
 from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
 from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, StoreError, UsageError
@@ -48,7 +48,7 @@ class FetchResult:
     error_type: str | None = None
     seconds: float = 0.0
     # Bars the market calendar expects from the first requested bar up to the newest bar the source
-    # should have (see ``_coverage``), and the complete bars received in that window.
+    # should have (see ``verify.coverage``), and the complete bars received in that window.
     bars_expected: int = 0
     bars_received: int = 0
 
@@ -180,78 +180,6 @@ def _new_gaps(before: pd.DatetimeIndex, after: pd.DatetimeIndex, interval: calen
     ]
 
 
-def settled_end(iv: calendar.Interval, *, now: pd.Timestamp, end: pd.Timestamp | None) -> pd.Timestamp:
-    """The open time of the newest bar a source must have by ``now`` (and before ``end``, exclusive).
-
-    One bar for it to close, plus slack: a day for daily and weekly bars (an exchange's local date
-    runs up to a day behind UTC, and vendors publish the close late), a bar or 15 minutes for
-    intraday ones.
-    """
-    slack = pd.Timedelta(days=1) if iv.daily_or_longer else max(iv.delta, pd.Timedelta(minutes=15))
-    limit = now - iv.delta - slack
-    if end is not None:
-        limit = min(limit, end - iv.delta)
-    return limit
-
-
-class _WrongAnswer(InconsistentAnswerError):
-    """An answer that does not match the request, with what it held (retried like a network fault)."""
-
-    def __init__(self, message: str, *, bars: Any = None, expected: int = 0, received: int = 0) -> None:
-        super().__init__(message)
-        self.bars, self.expected, self.received = bars, expected, received
-
-
-def _check_answer(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, what: str,
-                  ask_from: pd.Timestamp | None, last_stored: pd.Timestamp | None,
-                  newest: pd.Timestamp) -> None:
-    """Raise ``_WrongAnswer`` unless ``frame`` answers a request for bars from ``ask_from``:
-    it may not start before it, may not end before ``last_stored`` (a stale or cached answer),
-    and must reach ``newest``, the newest bar the market calendar (and the vendor's own market
-    time) says must exist by now."""
-    fmt = (lambda t: str(t.date())) if iv.daily_or_longer else (lambda t: t.isoformat())
-    if len(frame) and last_stored is not None and frame.index[-1] < last_stored:
-        raise _WrongAnswer(f"{what}: the answer ends {fmt(frame.index[-1])}, before the last stored bar "
-                           f"{fmt(last_stored)} (a stale or cached answer)")
-    if len(frame) and ask_from is not None:
-        slack = pd.Timedelta(days=1) if iv.daily_or_longer else iv.delta
-        floor = (ask_from.normalize() if iv.daily_or_longer else ask_from) - slack
-        if frame.index[0] < floor:
-            raise _WrongAnswer(f"{what}: the answer starts {fmt(frame.index[0])}, before the requested "
-                               f"{fmt(ask_from)} (a stale or cached answer)")
-    have = max([t for t in (last_stored, frame.index[-1] if len(frame) else None) if t is not None],
-               default=None)
-    if have is None:
-        return
-    after = have + (pd.Timedelta(days=1) if iv.daily_or_longer else pd.Timedelta(seconds=1))
-    due = calendar.expected_bars(after, newest, iv, market) if newest >= after else []
-    if len(due):
-        first = last_stored if last_stored is not None else frame.index[0]
-        expected, received = _coverage(frame, iv, market, first=first, newest=newest)
-        if not len(frame[frame.index > (last_stored if last_stored is not None else frame.index[0])]):
-            raise _WrongAnswer(f"{what}: no {iv.name} bars after {fmt(have)} although the market was open "
-                               f"({len(due)} bar(s) due up to {fmt(newest)})", expected=expected)
-        raise _WrongAnswer(f"{what}: the answer ends {fmt(have)}, but {len(due)} more bar(s) are due up to "
-                           f"{fmt(newest)}", bars=frame, expected=expected, received=received)
-
-
-def _coverage(frame: pd.DataFrame, iv: calendar.Interval, market: str, *, first: pd.Timestamp | None,
-              newest: pd.Timestamp | None) -> tuple[int, int]:
-    """(bars expected, bars received) between ``first`` (the first requested bar; default the first
-    received) and ``newest`` (the newest bar the source should have), by the market's calendar."""
-    if first is None:
-        if not len(frame):
-            return 0, 0
-        first = frame.index[0]
-    if iv.daily_or_longer:
-        first = first.normalize()
-    if newest is None or newest < first:
-        return 0, 0
-    expected = calendar.expected_bars(first, newest, iv, market)
-    received = frame.index[(frame.index >= first) & (frame.index <= newest)]
-    return len(expected), len(received)
-
-
 def fetch_series(
     store: Store,
     spec: str,
@@ -320,7 +248,7 @@ def fetch_series(
                 # before 00:00 UTC, so ask from a day earlier (the upsert de-duplicates).
                 ask_from = ask_from - pd.Timedelta(days=1)
             last_stored = old.index[-1] if len(old) else None
-            due_by = settled_end(iv, now=now, end=end_ts)
+            due_by = verify.settled_end(iv, now=now, end=end_ts)
 
             def answer() -> Any:
                 got = yahoo.fetch_bars(
@@ -331,13 +259,13 @@ def fetch_series(
                 if got.market_time is not None:  # Yahoo's newest trade: a halted symbol owes nothing after it
                     t = got.market_time
                     newest = min(newest, t.normalize() if iv.daily_or_longer else t - iv.delta)
-                _check_answer(got.frame, iv, market, what=f"Yahoo Finance {symbol} {iv.name}",
+                verify.check_answer(got.frame, iv, market, what=f"Yahoo Finance {symbol} {iv.name}",
                               ask_from=ask_from, last_stored=last_stored, newest=newest)
                 return got, newest
 
             try:
                 bars, newest = retry(answer)
-            except _WrongAnswer as e:
+            except verify.WrongAnswer as e:
                 plain = InconsistentAnswerError(str(e))  # the private subclass stays out of messages and JSON
                 plain.attempts = e.attempts
                 if e.bars is None:
@@ -359,7 +287,7 @@ def fetch_series(
             if got.error is not None:
                 partial_error = got.error
                 # paging stopped early: the exchange should have had every bar up to the end
-                newest = settled_end(iv, now=now, end=end_ts)
+                newest = verify.settled_end(iv, now=now, end=end_ts)
             elif len(got.frame):
                 newest = got.frame.index[-1]  # paging ran until the exchange had nothing newer
     except LstmcastError as e:
@@ -376,8 +304,8 @@ def fetch_series(
     if start_ts is not None and not len(old):
         frame = frame[frame.index >= start_ts.normalize() if iv.daily_or_longer else frame.index >= start_ts]
     if not include_partial and newest is not None:
-        newest = min(newest, settled_end(iv, now=now, end=None) + iv.delta)  # still-forming bars were dropped
-    result.bars_expected, result.bars_received = _coverage(frame, iv, market, first=fetch_from, newest=newest)
+        newest = min(newest, verify.settled_end(iv, now=now, end=None) + iv.delta)  # still-forming bars were dropped
+    result.bars_expected, result.bars_received = verify.coverage(frame, iv, market, first=fetch_from, newest=newest)
     if partial_error is not None and not len(frame):
         result.error, result.error_type = str(partial_error), type(partial_error).__name__
         result.rows_stored = _rows_stored(store, key)
