@@ -181,3 +181,10 @@ def test_damaged_series_incremental_fails_naming_it_and_full_replaces_it(store):
     assert r.status == "ok" and r.rows_stored == 1770
     assert any("1d.parquet.damaged" in n for n in r.notes)
     assert (path.parent / "1d.parquet.damaged").stat().st_size == 200
+
+
+def test_history_ending_long_before_the_requested_end_is_ok_with_a_note(store):
+    with FakeBinance(page_max=500) as fb:
+        r = fetch(store, fb, end="2020-06-01")
+    assert r.status == "ok" and r.rows_added == 1770 and r.bars_expected == 1782
+    assert any("no BTC/USDT 1d bars after 2019-10-17" in n and "its newest" in n for n in r.notes), r.notes

@@ -228,8 +228,9 @@ def fetch_series(
 
     def wait(attempt: int) -> None:  # before asking again for a page that came back wrong
         delay = backoff_delay(attempt, policy)
-        budget.waited += delay
-        sleep(delay)
+        if budget.waited + delay <= policy.max_elapsed_s:  # past the budget: ask again at once
+            budget.waited += delay
+            sleep(delay)
 
     newest: pd.Timestamp | None = None  # the newest bar the source should have (None: what it sent)
 

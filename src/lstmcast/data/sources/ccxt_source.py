@@ -208,6 +208,9 @@ def fetch_bars(
             # because a blank answer costs nothing to confirm.
             blank += 1
             if blank >= 2:
+                if rows and since + 2 * step_ms < end_ms:
+                    notes.append(f"{exchange.id} has no {symbol} {interval} bars after {iso(last_ts)}"
+                                 f" (its newest) although the range ends {iso(end_ms)}")
                 break
             continue
         blank = 0
