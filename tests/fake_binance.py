@@ -3,7 +3,8 @@
 Serves ``/api/v3/exchangeInfo`` (two spot markets) and ``/api/v3/klines`` from the bundled
 Coinbase BTC sample (which has a real 12-day hole in March 2019). ``script`` injects faults, one
 entry consumed per klines request: 429, 418, 500 (status codes), "drop" (close the connection
-without answering), "repeat" (serve the previous page again) or None (normal).
+without answering), "repeat" (serve the previous page again), "empty" (an empty page whatever
+was asked) or None (normal).
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class FakeBinance:
                 h.wfile.flush()
                 h.connection.shutdown(2)
                 return None
+            if step == "empty":
+                return self._send(h, 200, [])
             if step == "repeat" and self.last_page:
                 return self._send(h, 200, self.last_page)
             start = int(q.get("startTime", 0))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pandas as pd
 import requests
@@ -24,15 +24,18 @@ def sample_bars(name: str = "AAPL_1d.csv") -> pd.DataFrame:
     return df
 
 
-def chart_json(symbol: str, bars: pd.DataFrame, *, tz: str = NY, exchange: str = "NMS") -> dict:
-    """Chart-API JSON for ``bars`` (daily rows indexed by local date)."""
+def chart_json(symbol: str, bars: pd.DataFrame, *, tz: str = NY, exchange: str = "NMS",
+               market_time: int | None = None) -> dict:
+    """Chart-API JSON for ``bars`` (daily rows indexed by local date). ``market_time`` (the meta's
+    regularMarketTime: the newest trade Yahoo knows of) defaults to the last bar's open."""
     opens = pd.DatetimeIndex(bars.index).tz_localize(tz) + pd.Timedelta(hours=9, minutes=30)
     ts = [int(t.timestamp()) for t in opens]
     last = opens[-1] if len(opens) else pd.Timestamp("2023-09-21 09:30", tz=tz)
     day = last.normalize()
     meta = {
         "currency": "USD", "symbol": symbol, "exchangeName": exchange, "instrumentType": "EQUITY",
-        "firstTradeDate": 345479400, "regularMarketTime": ts[-1] if ts else 0, "gmtoffset": -14400,
+        "firstTradeDate": 345479400,
+        "regularMarketTime": market_time if market_time is not None else (ts[-1] if ts else 0), "gmtoffset": -14400,
         "timezone": "EDT", "exchangeTimezoneName": tz, "dataGranularity": "1d", "range": "",
         "currentTradingPeriod": {
             p: {"timezone": "EDT", "start": int((day + pd.Timedelta(hours=h0)).timestamp()),
@@ -65,8 +68,12 @@ Responder = Callable[[str, dict], tuple[int, str | bytes, dict] | None]
 class FakeYahoo(requests.Session):
     """requests.Session answering Yahoo's hosts from ``self.bars`` (symbol -> daily frame).
 
-    ``script`` is a list of overrides consumed one per chart request: an int status (429, 500),
-    "malformed", "empty", or None for a normal answer. ``log`` records every chart request.
+    ``script`` is a list of overrides consumed one per chart request: an int status (429, 500: an
+    HTML error page), "500-json" (a 500 carrying Yahoo's JSON error body, which yfinance turns into
+    "no data" rather than an HTTP error), "malformed", "empty" (no bars, no market time), "stale"
+    (the window of a year earlier: starts before the request and ends before it), "short" (only the
+    first 5 bars of the requested window) or None for a normal
+    answer. ``log`` records every chart request.
     """
 
     def __init__(self, bars: dict[str, pd.DataFrame] | None = None, script: list | None = None,
@@ -93,30 +100,42 @@ class FakeYahoo(requests.Session):
         if parts.path.endswith("/v1/test/getcrumb"):
             return 200, "fakecrumb", {"content-type": "text/plain"}
         if parts.path.startswith("/v8/finance/chart/"):
-            symbol = parts.path.rsplit("/", 1)[-1]
+            symbol = unquote(parts.path.rsplit("/", 1)[-1])  # ^GSPC arrives as %5EGSPC
             step = self.script.pop(0) if self.script else None
             if step == 429:
                 return 429, "Too Many Requests", {"retry-after": self.retry_after}
             if isinstance(step, int):
                 return step, "<html><body>Internal Server Error</body></html>", {"content-type": "text/html"}
+            if step == "500-json":
+                body = {"chart": {"result": None, "error": {"code": "Internal Server Error",
+                                                             "description": "Internal Server Error"}}}
+                return 500, json.dumps(body), {"content-type": "application/json"}
             if step == "malformed":
                 return 200, '{"chart": {"result": [{"meta": ', {"content-type": "application/json"}
             if symbol not in self.bars:
                 return 404, json.dumps(not_found_json(symbol)), {"content-type": "application/json"}
             bars = self.bars[symbol]
+            newest = pd.Timestamp(bars.index[-1]).tz_localize(NY) + pd.Timedelta(hours=9, minutes=30)
+            # the market time Yahoo reports is its newest trade, whatever window was asked for;
+            # a stale (cached) answer carries the stale one of its own window
+            market_time = None if step == "stale" else int(newest.timestamp())
             if step == "empty":
                 bars = bars.iloc[0:0]
             elif "period1" in q:
                 lo = pd.Timestamp(int(q["period1"]), unit="s").tz_localize(None)
                 hi = pd.Timestamp(int(q.get("period2", 4102444800)), unit="s").tz_localize(None)
+                if step == "stale":  # a cached answer to an older request
+                    lo, hi = lo - pd.Timedelta(days=730), lo - pd.Timedelta(days=365)
                 opens = pd.DatetimeIndex(bars.index).tz_localize(NY).tz_convert("UTC").tz_localize(None) \
                     + pd.Timedelta(hours=13, minutes=30)
                 bars = bars[(opens >= lo) & (opens < hi)]
+                if step == "short":
+                    bars = bars.iloc[:5]
             elif q.get("range") == "1d":
                 bars = bars.iloc[-1:]
             exchange, tz = self.exchanges.get(symbol, ("NMS", NY))
-            body = json.dumps(chart_json(symbol, bars, tz=tz, exchange=exchange))
-            return 200, body, {"content-type": "application/json"}
+            doc = chart_json(symbol, bars, tz=tz, exchange=exchange, market_time=0 if step == "empty" else market_time)
+            return 200, json.dumps(doc), {"content-type": "application/json"}
         return 404, "not found", {}
 
 

@@ -289,3 +289,72 @@ def test_subprocess_verbose_keeps_traceback(run_cli, tmp_path):
     r = run_cli("--verbose", "import", str(tmp_path / "nope.csv"), "--symbol", "AAPL")
     assert r.returncode == 1
     assert "Traceback" in r.stderr and "DataError" in r.stderr
+
+
+# -- a store that heals itself (issue 10) ----------------------------------------------------------
+
+def series_files(data_dir: Path, symbol: str = "BTC-USD") -> tuple[Path, Path]:
+    folder = data_dir / "series" / "import" / symbol
+    return folder / "1d.parquet", folder / "1d.json"
+
+
+def test_unreadable_manifest_is_rebuilt_by_data_list_with_a_note(cli, btc_csv, data_dir):
+    cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    parquet, manifest = series_files(data_dir)
+    manifest.write_text("{\n")  # the audit's damage: echo "{" > .../1d.json
+    r = cli("data", "list")
+    assert r.exit_code == 0, r.stderr
+    assert "import:BTC-USD" in r.stdout and "1770" in r.stdout
+    assert "manifest" in r.stdout and "rebuilt" in r.stdout and "1d.parquet" in r.stdout
+    m = json.loads(manifest.read_text())
+    assert m["rows"] == 1770 and m["market"] == "crypto" and "unreadable" in m["rebuilt"]["reason"]
+    doc = json.loads(cli("data", "list", "--json").stdout)
+    assert doc[0]["status"] == "rebuilt" and "unreadable" in doc[0]["note"]
+    assert cli("data", "show", "BTC-USD").exit_code == 0
+
+
+@pytest.mark.parametrize("damage", ["unreadable", "missing"])
+def test_damaged_manifest_does_not_hide_the_series_or_block_a_reimport(cli, btc_csv, data_dir, damage):
+    cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    _, manifest = series_files(data_dir)
+    if damage == "missing":
+        manifest.unlink()
+    else:
+        manifest.write_text("{")
+    r = cli("data", "show", "BTC-USD", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["manifest"]["rows"] == 1770
+    manifest.write_text("{")
+    r = cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(manifest.read_text())["rows"] == 1770
+
+
+def test_damaged_parquet_is_reported_not_skipped(cli, btc_csv, aapl_csv, data_dir):
+    cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    cli("import", str(aapl_csv), "--symbol", "AAPL")
+    parquet, _ = series_files(data_dir)
+    parquet.write_bytes(parquet.read_bytes()[:300])  # a truncated file
+    r = cli("data", "list")
+    assert r.exit_code == 0, r.stderr
+    assert "import:BTC-USD" in r.stdout and "damaged" in r.stdout and "import:AAPL" in r.stdout
+    assert "1d.parquet" in r.stdout
+    doc = {m["symbol"]: m for m in json.loads(cli("data", "list", "--json").stdout)}
+    assert doc["BTC-USD"]["status"] == "damaged" and doc["BTC-USD"]["rows"] is None
+    assert doc["BTC-USD"]["file"].endswith("1d.parquet") and doc["AAPL"]["status"] == "ok"
+    for args in (["data", "show", "BTC-USD"], ["data", "show", "import:BTC-USD"]):
+        line = assert_one_line_error(cli(*args), "damaged", "1d.parquet", "lstmcast import")
+        assert "no stored data" not in line
+
+
+def test_reimport_replaces_a_damaged_series_and_keeps_the_old_file_aside(cli, btc_csv, data_dir):
+    cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    parquet, manifest = series_files(data_dir)
+    bad = parquet.read_bytes()[:300]
+    parquet.write_bytes(bad)
+    r = cli("import", str(btc_csv), "--symbol", "BTC-USD")
+    assert r.exit_code == 0, r.stderr
+    assert "1d.parquet.damaged" in r.stdout and "1770 new" in r.stdout
+    assert (parquet.parent / "1d.parquet.damaged").read_bytes() == bad
+    assert json.loads(manifest.read_text())["rows"] == 1770
+    assert json.loads(cli("data", "list", "--json").stdout)[0]["status"] == "ok"

@@ -106,3 +106,21 @@ def test_help_names_intervals_per_source(run_cli):
     r = run_cli("fetch", "--help", env=subprocess_env(COLUMNS="200"))
     assert r.returncode == 0
     assert "1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk" in r.stdout
+
+
+def test_repeated_page_ends_partial_exit_1_and_reports_stored_rows(cli, monkeypatch):
+    from fake_binance import FakeBinance
+    from lstmcast.data import update
+
+    real = update.fetch_series
+    with FakeBinance(script=[None, "repeat", "repeat", "repeat"]) as fb:
+        monkeypatch.setattr(update, "fetch_series", lambda store, spec, **kw: real(
+            store, spec, exchange_overrides=fb.overrides, sleep=lambda s: None, **kw))
+        r = cli("fetch", "binance:BTC/USDT", "--end", "2019-10-18")
+        j = cli("fetch", "binance:BTC/USDT", "--end", "2019-10-18", "--json")
+    assert r.exit_code == 1, r.output
+    assert "partial" in r.stdout and "500/1782" in r.stdout
+    assert "repeated a page" in r.stderr and "500 rows stored" in r.stderr
+    doc = json.loads(j.stdout)["results"][0]
+    assert j.exit_code == 0 and doc["status"] == "ok"  # the fake's script is spent: the rest arrives
+    assert doc["bars_expected"] == 1782 - 499 and doc["bars_received"] == 1782 - 499 - 12

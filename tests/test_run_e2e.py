@@ -203,3 +203,25 @@ def test_sigterm_during_training_keeps_the_previous_model_current(btc_home):
     assert not [p for p in checkpoint.series_folder(btc_home, BTC).iterdir() if p.name.endswith(".tmp")]
     log = (btc_home / "logs" / "lstmcast.log").read_text()
     assert "ended: 0 ok, 0 failed (interrupted), exit code 130" in log
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_partial_fetch_fails_the_entry_unless_the_config_accepts_it(data_dir, caplog, accept):
+    """The audit's cron case: a repeated page stored 500 of the bars; the run trained and forecast."""
+    from fake_binance import FakeBinance
+    from lstmcast.errors import InconsistentAnswerError
+
+    head = "accept_partial_fetch = true\n" if accept else ""
+    cfg = parse_config(head + _config(watch='[[watchlist]]\nsymbol = "binance:BTC/USDT"\n'))
+    (entry,) = cfg.watchlist
+    log = logging.getLogger("test.run_e2e")
+    with FakeBinance(script=[None, "repeat", "repeat", "repeat"]) as fb, caplog.at_level(logging.INFO):
+        fetch = {"exchange_overrides": fb.overrides, "sleep": lambda s: None}
+        steps = runner.default_steps(data_dir, cfg, fetch_options=fetch, log=log)
+        if not accept:
+            with pytest.raises(InconsistentAnswerError, match="partial fetch.*repeated a page.*500 rows stored"):
+                steps.fetch(entry)
+            return
+        got = steps.fetch(entry)
+    assert got.rows_added == 500
+    assert "partial fetch accepted" in caplog.text and "500 rows stored" in caplog.text

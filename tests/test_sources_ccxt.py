@@ -62,15 +62,45 @@ def test_repeated_page_does_not_loop_or_lose_bars(store):
     with FakeBinance(script=[None, "repeat"], page_max=500) as fb:
         r = fetch(store, fb)
     assert r.status == "ok" and r.rows_added == 1770
+    assert r.bars_received == 1770 and r.bars_expected == 1782  # Coinbase's own 12-day hole
 
 
-def test_page_repeated_forever_stops_and_says_so(store):
-    with FakeBinance(script=[None] + ["repeat"] * 1000, page_max=500) as fb:
+def test_page_repeated_twice_is_asked_again_and_recovers(store):
+    waits: list[float] = []
+    with FakeBinance(script=[None, "repeat", "repeat"], page_max=500) as fb:
+        r = fetch(store, fb, sleep=waits.append)
+    assert r.status == "ok" and r.rows_added == 1770
+    assert len(waits) == 2  # each re-ask waits like a retry
+
+
+@pytest.mark.parametrize("repeats", [3, 1000])
+def test_page_repeated_three_times_is_partial_not_ok(store, repeats):
+    """The audit's fault: a page served three times in a row stored 500 of 1770 bars and said ok."""
+    with FakeBinance(script=[None] + ["repeat"] * repeats, page_max=500) as fb:
         r = fetch(store, fb)
         n = len(fb.kline_requests())
-    assert n <= 4
-    assert r.rows_added == 500
-    assert any("returned no bars after 2016-04-13" in note for note in r.notes)
+    assert n == 4  # bounded: the page, then three answers that repeat it
+    assert r.status == "partial" and not r.ok
+    assert "repeated" in r.error and "2016-04-13" in r.error
+    assert r.rows_added == 500 and r.rows_stored == 500 and store.manifest(r.key)["rows"] == 500
+    assert r.bars_received == 500 and r.bars_expected == 1782
+    assert r.to_dict()["bars_expected"] == 1782 and r.to_dict()["bars_received"] == 500
+    assert store.manifest(r.key)["extra"]["last_fetch"]["status"] == "partial"
+
+
+def test_empty_answer_to_an_incremental_fetch_is_retried_then_failed(store):
+    all_bars = btc_klines()
+    with FakeBinance(klines=all_bars[:-10]) as fb:
+        assert fetch(store, fb).rows_added == 1760
+    with FakeBinance(klines=all_bars, script=["empty"] * 100) as fb:
+        r = fetch(store, fb)
+    # asked from the last stored bar, which the exchange has: nothing at all is a fault, not "up to date"
+    assert r.status == "failed" and not r.ok and "returned no BTC/USDT 1d bars since 2019-10-07" in r.error
+    assert r.bars_expected == 11 and r.bars_received == 0
+    assert r.rows_stored == 1760 and store.manifest(r.key)["rows"] == 1760
+    with FakeBinance(klines=all_bars, script=["empty"]) as fb:
+        r = fetch(store, fb)
+    assert r.status == "ok" and r.rows_added == 10
 
 
 def test_failure_half_way_stores_received_pages_and_marks_partial(store):
@@ -138,3 +168,23 @@ def test_full_refetch_failing_at_once_reports_the_rows_still_stored(store):
         r = fetch(store, fb, full=True, policy=RetryPolicy(attempts=2))
     assert r.status == "failed" and "rate-limited" in r.error
     assert r.rows_stored == 1770 and store.manifest(r.key)["rows"] == 1770
+
+
+def test_damaged_series_incremental_fails_naming_it_and_full_replaces_it(store):
+    with FakeBinance(page_max=500) as fb:
+        r = fetch(store, fb)
+        path = store.data_path(r.key)
+        path.write_bytes(path.read_bytes()[:200])
+        r = fetch_series(store, SPEC, exchange_overrides=fb.overrides, end=END)
+        assert r.status == "failed" and "damaged" in r.error and "fetch --full" in r.error
+        r = fetch(store, fb, full=True)
+    assert r.status == "ok" and r.rows_stored == 1770
+    assert any("1d.parquet.damaged" in n for n in r.notes)
+    assert (path.parent / "1d.parquet.damaged").stat().st_size == 200
+
+
+def test_history_ending_long_before_the_requested_end_is_ok_with_a_note(store):
+    with FakeBinance(page_max=500) as fb:
+        r = fetch(store, fb, end="2020-06-01")
+    assert r.status == "ok" and r.rows_added == 1770 and r.bars_expected == 1782
+    assert any("no BTC/USDT 1d bars after 2019-10-17" in n and "its newest" in n for n in r.notes), r.notes

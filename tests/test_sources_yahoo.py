@@ -12,6 +12,7 @@ from conftest import ROOT, subprocess_env
 from fake_yahoo import FakeYahoo, sample_bars
 from lstmcast.data.sources import yahoo
 from lstmcast.data.sources.retry import RetryPolicy
+from lstmcast.data.store import SeriesKey
 from lstmcast.data.update import fetch_series
 from lstmcast.errors import DataSourceError, TemporaryFetchError
 
@@ -143,3 +144,95 @@ def test_retry_after_is_honoured(store):
                      policy=RetryPolicy(base_delay_s=0.01, jitter=0.0))
     assert r.status == "ok" and r.rows_added == 2699
     assert waits == [7.0]
+
+
+# -- the answer must match the request (issue 10) -------------------------------------------------
+
+def stored_then(store, fake, rows_short: int = 100):
+    full = sample_bars()
+    fake.bars["AAPL"] = full.iloc[:-rows_short]
+    assert fetch_series(store, "AAPL", session=fake, **NO_WAIT).status == "ok"
+    fake.bars["AAPL"] = full
+    return full
+
+
+def test_stale_window_is_retried_then_a_fault_not_data(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    before = store.load(SeriesKey("yahoo", "AAPL", "1d"))
+    fake.script = ["stale"] * 20
+    waits: list[float] = []
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append, policy=RetryPolicy(attempts=3))
+    assert r.status == "failed" and not r.ok, r
+    assert "stale" in r.error and "2023-04-28" in r.error, r.error  # names the last stored bar
+    assert len(waits) == 2 and len(fake.chart_requests()) >= 3
+    pd.testing.assert_frame_equal(store.load(r.key), before)
+    assert r.rows_stored == 2599
+
+
+def test_stale_window_once_then_the_right_one(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    fake.script = ["stale"]
+    r = fetch_series(store, "AAPL", session=fake, **NO_WAIT)
+    assert r.status == "ok" and r.rows_added == 100 and store.manifest(r.key)["rows"] == 2699
+
+
+def test_empty_window_while_the_market_was_open_is_failed_not_up_to_date(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    fake.script = ["empty"] * 20
+    now = pd.Timestamp("2023-09-22 21:00", tz="UTC")  # Friday evening: Thursday's bar is final
+    r = fetch_series(store, "AAPL", session=fake, now=now, sleep=lambda s: None, policy=RetryPolicy(attempts=3))
+    assert r.status == "failed" and not r.ok
+    assert "no 1d bars" in r.error and "market was open" in r.error, r.error
+    # 2023-04-28 .. 2023-09-20 on NYSE days: Thursday's bar is owed only a day after its close
+    assert r.bars_received == 0 and r.bars_expected == 100 and r.error_type == "InconsistentAnswerError"
+    assert store.manifest(r.key)["rows"] == 2599 and r.rows_stored == 2599
+    assert len(fake.chart_requests()) >= 3
+
+
+def test_empty_window_when_no_bar_is_due_is_up_to_date(store):
+    fake = FakeYahoo()
+    assert fetch_series(store, "AAPL", session=fake, **NO_WAIT).status == "ok"
+    fake.script = ["empty"]
+    # the last stored bar is Thursday 2023-09-21; on Friday before the close no new bar is due
+    r = fetch_series(store, "AAPL", session=fake, now=pd.Timestamp("2023-09-22 12:00", tz="UTC"), **NO_WAIT)
+    assert r.status == "up-to-date" and r.bars_expected == 0 and len(fake.script) == 0
+
+
+def test_short_answer_is_retried_then_stored_as_partial(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    fake.script = ["short"] * 20
+    r = fetch_series(store, "AAPL", session=fake, sleep=lambda s: None, policy=RetryPolicy(attempts=3),
+                     now=pd.Timestamp("2023-09-22 21:00", tz="UTC"))
+    assert r.status == "partial" and not r.ok, r
+    assert r.rows_added == 3 and store.manifest(r.key)["rows"] == 2602 and r.rows_stored == 2602
+    assert r.bars_expected == 100 and r.bars_received == 4
+    assert "ends 2023-05-03" in r.error and "due up to 2023-09-20" in r.error, r.error
+
+
+# -- HTTP 5xx with Yahoo's JSON error body (yfinance reports it as "no data") ----------------------
+
+def test_500_with_json_body_on_incremental_is_retried(store):
+    fake = FakeYahoo()
+    stored_then(store, fake)
+    fake.script = ["500-json"] * 3
+    waits: list[float] = []
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append)
+    assert r.status == "ok" and r.rows_added == 100, r.error
+    assert 1 <= len(waits) <= 3 and not fake.script  # (yfinance may re-ask once within an attempt)
+
+
+@pytest.mark.parametrize("first_fetch", [True, False])
+def test_500_forever_names_the_http_status_not_the_symbol(store, first_fetch):
+    fake = FakeYahoo()
+    if not first_fetch:
+        stored_then(store, fake)
+    fake.script = ["500-json"] * 50
+    waits: list[float] = []
+    r = fetch_series(store, "AAPL", session=fake, sleep=waits.append, policy=RetryPolicy(attempts=5))
+    assert r.status == "failed" and r.error_type == "TemporaryFetchError", r.error
+    assert "HTTP 500" in r.error and "check the symbol" not in r.error
+    assert len(waits) == 4  # the same budget as ccxt: 5 attempts

@@ -21,7 +21,7 @@ from conftest import subprocess_env
 from lstmcast import atomic
 from lstmcast.data import schema
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
-from lstmcast.errors import DataError, DataNotFoundError
+from lstmcast.errors import DataError, DataNotFoundError, StoreError
 
 BASE = pd.Timestamp("2024-01-01", tz="UTC")
 
@@ -165,8 +165,9 @@ WRITER = textwrap.dedent(
 )
 
 
-def _kill_mid_write(root: Path, n: int) -> bool:
-    """Start a writer of ``n`` rows and SIGKILL it once its temp file holds data. True if killed mid-write."""
+def _kill_mid_write(root: Path, n: int, *, min_size: int = 1 << 20) -> bool:
+    """Start a writer of ``n`` rows and SIGKILL it once its temp file holds ``min_size`` bytes.
+    True if killed mid-write."""
     key = SeriesKey("binance", "BTC/USDT", "1m")
     folder = Store(root).folder(key)
     proc = subprocess.Popen(
@@ -181,7 +182,7 @@ def _kill_mid_write(root: Path, n: int) -> bool:
                     size = tmps[0].stat().st_size
                 except FileNotFoundError:  # renamed into place between glob and stat
                     continue
-                if size > 1 << 20:
+                if size >= min_size:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
                     return True
@@ -421,3 +422,40 @@ def test_allowed_symbols_stay_inside_the_data_dir(symbol, store):
     assert path.exists()
     assert store.manifest(key)["symbol"] == symbol
     assert store.resolve(f"binance:{symbol}", "1d") == key
+
+
+def test_full_refetch_replaces_a_damaged_series(store):
+    """``fetch --full`` goes through upsert(replace=True): the damaged file is set aside, not lost."""
+    key = SeriesKey("yahoo", "AAPL", "1d")
+    store.upsert(key, frame_from({0: 1.0, 1: 2.0}))
+    store.data_path(key).write_bytes(b"PAR1 not really")
+    with pytest.raises(StoreError, match=r"1d.parquet is damaged.*fetch --full"):
+        store.load(key)
+    up = store.upsert(key, frame_from({0: 1.0, 1: 2.0, 2: 3.0}), replace=True)
+    assert up.set_aside is not None and up.set_aside.endswith("1d.parquet.damaged")
+    assert (store.folder(key) / "1d.parquet.damaged").read_bytes() == b"PAR1 not really"
+    assert len(store.load(key)) == 3 and store.manifest(key)["rows"] == 3
+    # a second damage keeps the first one's evidence too
+    store.data_path(key).write_bytes(b"again")
+    up = store.upsert(key, frame_from({5: 1.0}))
+    assert up.set_aside != str(store.folder(key) / "1d.parquet.damaged")
+    assert len(list(store.folder(key).glob("1d.parquet.damaged*"))) == 2
+
+
+def test_orphan_temp_file_of_a_sigkilled_writer_is_removed_by_the_next_writer(tmp_path):
+    key = SeriesKey("binance", "BTC/USDT", "1m")
+    for attempt in range(3):
+        root = tmp_path / f"try{attempt}"
+        store = Store(root)
+        store.upsert(key, frame_from({0: 1.0}, freq="min"))
+        if not _kill_mid_write(root, 400_000 * 2 ** attempt, min_size=1):
+            continue
+        orphans = list(store.folder(key).glob(".1m.parquet.*.tmp"))
+        assert orphans, "the killed writer left no temp file"
+        assert [m["rows"] for m in store.list()] == [1]  # readers never see it
+        store.upsert(key, frame_from({1: 2.0}, freq="min"))
+        assert not any(p.exists() for p in orphans)
+        assert not list(store.folder(key).glob(".*.tmp"))
+        assert len(store.load(key)) == 2
+        return
+    pytest.fail("the writer always finished before it could be killed mid-write")

@@ -165,6 +165,9 @@ class RunConfig(BaseModel):
     promotion: PromotionSettings = PromotionSettings()
     # model runs kept per series: older ones are pruned, never the current one
     keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5
+    # a fetch that ended "partial" (some bars stored, the rest missing) fails its entry: no retrain,
+    # no forecast from incomplete data; true trains and forecasts from what was stored
+    accept_partial_fetch: bool = False
     log: LogSettings = LogSettings()
     watchlist: tuple[WatchEntry, ...] = ()
 

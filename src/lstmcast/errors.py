@@ -45,6 +45,11 @@ class StoreError(LstmcastError):
     """The local store cannot be read or written (permissions, corrupt file)."""
 
 
+class DamagedSeriesError(StoreError):
+    """A series' data file exists but cannot be read: reported, never skipped; a re-import or
+    ``fetch --full`` replaces it (the damaged file is kept aside as ``*.damaged``)."""
+
+
 class LockedError(LstmcastError):
     """Another process holds the lock we need."""
 
@@ -62,6 +67,11 @@ class TemporaryFetchError(DataSourceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.attempts = 1
+
+
+class InconsistentAnswerError(TemporaryFetchError):
+    """A vendor answer that does not match the request: a repeated or stale page, an empty or short
+    window where the market calendar says bars exist. Retried, then reported (never "ok")."""
 
 
 class ServiceUnreachableError(TemporaryFetchError):

@@ -467,10 +467,17 @@ class _RealSteps:
             self.log.info("%s: %s", entry, note)
         for gap in r.new_gaps:
             self.log.warning("%s: %d bar(s) missing from %s to %s", entry, gap["bars"], gap["from"], gap["to"])
-        if not r.ok:
+        partial = r.status == "partial"  # update.STATUS_PARTIAL: some bars stored, the rest missing
+        counts = f"{r.bars_received} of {r.bars_expected} expected bars received, {r.rows_stored} rows stored"
+        if partial and self.config.accept_partial_fetch:
+            self.log.warning("%s: partial fetch accepted (accept_partial_fetch = true): %s (%s)",
+                             entry, r.error, counts)
+        elif not r.ok:
             cls = getattr(errors, r.error_type or "", None)
             if not (isinstance(cls, type) and issubclass(cls, LstmcastError)):
                 cls = errors.DataSourceError
+            if partial:
+                raise cls(f"partial fetch: {r.error} ({counts}; set accept_partial_fetch = true to use them)")
             got = f" (stored {r.rows_added} new bar(s) up to {r.last} first)" if r.rows_added else ""
             raise cls(f"{r.error}{got}")
         last = r.last or (self.store.manifest(key).get("last") if self.store.exists(key) else None)

@@ -62,6 +62,7 @@ def import_cmd(
         "missing_bars": m["gaps"]["missing_bars"],
         "quality": res.quality,
         "repairs": res.notes,
+        "damaged_file_kept_as": res.upsert.set_aside,
     }
     if as_json:
         common.print_json(summary)
@@ -86,13 +87,15 @@ def import_cmd(
     for j in res.quality.get("jumps", []):
         if j["time"] not in split_times:
             con.print(f"  - [yellow]one-bar jump[/] at {common.fmt_time(j['time'])} (log return {j['log_return']})")
+    if res.upsert.set_aside:
+        con.print(f"  - the stored series was damaged; its file was kept as {escape(res.upsert.set_aside)}")
     gaps = m["gaps"]
     if gaps["missing_bars"]:
         con.print(f"  - gaps: {gaps['missing_bars']} missing bar(s) in {gaps['runs']} run(s)")
 
 
 def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """List every stored series."""
+    """List every stored series; a damaged one is listed as such, a rebuilt manifest with a note."""
     manifests = common.store(ctx).list()
     if as_json:
         common.print_json(manifests)
@@ -108,11 +111,20 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
         t.add_column(col, justify="right" if col in ("rows", "gaps") else "left", no_wrap=True)
     for m in manifests:
+        name = escape(f"{m['source']}:{m['symbol']}")
+        if m["status"] == "damaged":
+            t.add_row(name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-")
+            continue
         t.add_row(
-            escape(f"{m['source']}:{m['symbol']}"), m["interval"], m["kind"], m["market"], str(m["rows"]),
+            name, m["interval"], m["kind"], m["market"], str(m["rows"]),
             common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
         )
     con.print(t)
+    for m in manifests:
+        if m["note"]:
+            color = "bold red" if m["status"] == "damaged" else "yellow"
+            con.print(f"[{color}]{escape(m['source'] + ':' + m['symbol'])} {m['interval']}:[/] {escape(m['note'])}",
+                      soft_wrap=True)
 
 
 def show_cmd(

@@ -74,14 +74,15 @@ def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
 
 def _render(results) -> None:
     if len(results) == 1 and not results[0].ok and results[0].status == "failed":
-        common.err().print(f"[bold red]error:[/] {results[0].error}", markup=True, highlight=False,
-                           soft_wrap=True)
+        common.err().print(f"[bold red]error:[/] {results[0].error}{_stored(results[0])}", markup=True,
+                           highlight=False, soft_wrap=True)
         return
     from rich.table import Table
 
-    t = Table(title="fetch (gaps: new missing bars; flags: zero-volume bars, |log return| > 50% jumps)")
-    for col in ("series", "status", "added", "new range", "gaps", "flags"):
-        t.add_column(col, justify="right" if col in ("added", "gaps") else "left",
+    t = Table(title="fetch (bars: received/expected by the market calendar; gaps: new missing bars; "
+                    "flags: zero-volume bars, |log return| > 50% jumps)")
+    for col in ("series", "status", "added", "bars", "new range", "gaps", "flags"):
+        t.add_column(col, justify="right" if col in ("added", "bars", "gaps") else "left",
                      no_wrap=col != "flags", overflow="fold")
     for r in results:
         rng = f"{common.fmt_time(r.first)}..{common.fmt_time(r.last)}" if r.first else "-"
@@ -92,15 +93,25 @@ def _render(results) -> None:
         if r.quality.get("jumps"):
             flags.append(f"{len(r.quality['jumps'])} jumps")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
-        t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), rng,
+        bars = f"{r.bars_received}/{r.bars_expected}" if r.bars_expected or r.bars_received else "-"
+        t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), bars, rng,
                   str(gaps), ", ".join(flags) or "-")
     common.out().print(t)
     con = common.err()
     for r in results:
         if r.error:
-            con.print(f"[bold red]{r.spec}:[/] {r.error}", markup=True, highlight=False, soft_wrap=True)
+            con.print(f"[bold red]{r.spec}:[/] {r.error}{_stored(r)}", markup=True, highlight=False,
+                      soft_wrap=True)
         for note in r.notes:
             con.print(f"[yellow]{r.spec}:[/] {note}", markup=True, highlight=False, soft_wrap=True)
+
+
+def _stored(r) -> str:
+    """What the store holds after a fetch that did not get everything."""
+    if r.key is None:
+        return ""
+    got = f"received {r.bars_received} of {r.bars_expected} expected bars; " if r.bars_expected else ""
+    return f" ({got}{r.rows_stored} rows stored)"
 
 
 def register(app: typer.Typer) -> None:

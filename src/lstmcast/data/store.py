@@ -24,7 +24,7 @@ import pandas as pd
 
 from lstmcast import atomic
 from lstmcast.data import calendar, schema
-from lstmcast.errors import DataError, DataNotFoundError, LockedError, LstmcastError, StoreError
+from lstmcast.errors import DamagedSeriesError, DataError, DataNotFoundError, LockedError, LstmcastError
 
 MANIFEST_VERSION = 1
 LOCK_TIMEOUT_S = 120.0
@@ -122,6 +122,7 @@ class UpsertResult:
     rows_added: int
     rows_replaced: int
     manifest: dict[str, Any]
+    set_aside: str | None = None  # where a damaged data file was moved before this write
 
 
 class Store:
@@ -157,7 +158,11 @@ class Store:
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
         except Exception as e:  # pyarrow raises several unrelated types for a damaged file
-            raise StoreError(f"cannot read {path}: {e}") from e
+            raise DamagedSeriesError(
+                f"{path} is damaged ({_brief(e)}); replace the series with `lstmcast import FILE --symbol "
+                f"{key.symbol} --source {key.source} --interval {key.interval}` or `lstmcast fetch --full` "
+                f"(the damaged file is kept as {path.name}.damaged)",
+            ) from e
         return schema.conform(frame)
 
     def manifest(self, key: SeriesKey) -> dict[str, Any]:
@@ -168,44 +173,80 @@ class Store:
         """
         if not self.data_path(key).exists():
             raise DataNotFoundError(f"no stored data for {key}")
-        manifest = self._read_manifest(key)
-        if manifest is None or not self._describes_file(key, manifest):
+        manifest, problem = self._read_manifest(key)
+        if problem is None and not self._describes_file(key, manifest):
+            problem = "was stale (it described an earlier data file)"
+        if problem is not None:
             with self.lock(key):
-                manifest = self._read_manifest(key)
-                if manifest is None or not self._describes_file(key, manifest):
-                    manifest = self._rebuild_manifest(key, manifest)
+                manifest, problem = self._read_manifest(key)
+                if problem is None and not self._describes_file(key, manifest):
+                    problem = "was stale (it described an earlier data file)"
+                if problem is not None:
+                    manifest = self._rebuild_manifest(key, manifest, reason=problem)
         return manifest
 
-    def _read_manifest(self, key: SeriesKey) -> dict[str, Any] | None:
+    def _read_manifest(self, key: SeriesKey) -> tuple[dict[str, Any] | None, str | None]:
+        """(manifest, None), or (None, why it cannot be used): missing or unreadable. A damaged
+        manifest is only a cache of facts about the data file, so it is rebuilt, not fatal."""
         path = self.manifest_path(key)
         try:
-            return json.loads(path.read_text())
+            manifest = json.loads(path.read_text())
         except FileNotFoundError:
-            return None
+            return None, "was missing"
         except (OSError, ValueError) as e:
-            raise StoreError(f"cannot read manifest {path}: {e}") from e
+            return None, f"was unreadable ({_brief(e)})"
+        if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
+            return None, "was unreadable (not a version-1 manifest)"
+        return manifest, None
 
     def _describes_file(self, key: SeriesKey, manifest: dict[str, Any]) -> bool:
         st = self.data_path(key).stat()
         return manifest.get("size") == st.st_size and manifest.get("mtime_ns") == st.st_mtime_ns
 
-    def _rebuild_manifest(self, key: SeriesKey, old: dict[str, Any] | None) -> dict[str, Any]:
-        frame = self.load(key)
-        kind = (old or {}).get("kind") or schema.KIND_PRICE
-        market = (old or {}).get("market") or calendar.infer_market(key.source, key.symbol)
+    def _rebuild_manifest(self, key: SeriesKey, old: dict[str, Any] | None, *, reason: str) -> dict[str, Any]:
+        frame = self.load(key)  # a damaged data file raises DamagedSeriesError: nothing to rebuild from
+        kind = (old or {}).get("kind")
+        market = (old or {}).get("market")
+        guessed = []
+        if kind is None:  # a value series is any series that is not a valid price series
+            try:
+                schema.validate(frame, kind=schema.KIND_PRICE)
+                kind = schema.KIND_PRICE
+            except DataError:
+                kind = schema.KIND_VALUE
+            guessed.append("kind")
+        if market is None:
+            market = calendar.infer_market(key.source, key.symbol)
+            guessed.append("market")
+        note = f"manifest {reason}; rebuilt from {self.data_path(key).name}"
+        if guessed:
+            note += f" ({' and '.join(guessed)} guessed: {kind}, {market})" if len(guessed) == 2 else \
+                f" ({guessed[0]} guessed: {kind if guessed[0] == 'kind' else market})"
         manifest = self._build_manifest(key, frame, kind=kind, market=market, extra=None, old=old)
+        manifest["rebuilt"] = {"at": manifest["written_at"], "reason": note}
         atomic.write_json(self.manifest_path(key), manifest)
         return manifest
 
     def list(self) -> list[dict[str, Any]]:
-        """Manifests of every stored series, sorted by source, symbol, interval."""
+        """Every stored series, sorted by source, symbol, interval: its manifest plus ``status``
+        ("ok"; "rebuilt" when the manifest was rebuilt from the data file since the last write;
+        "damaged" when the data file cannot be read, with ``rows`` etc. None) and ``note``."""
         out = []
         for path in sorted(self.series_root.glob("*/*/*.parquet")):
             try:
                 key = SeriesKey(path.parent.parent.name, symbol_from_dirname(path.parent.name), path.stem)
-                out.append(self.manifest(key))
-            except LstmcastError:  # a stray file that is not a series, or a damaged one: not listed
+            except LstmcastError:  # a stray file that is not a series
                 continue
+            try:
+                m = dict(self.manifest(key))
+            except DamagedSeriesError as e:
+                m = {"source": key.source, "symbol": key.symbol, "interval": key.interval, "kind": None,
+                     "market": None, "rows": None, "first": None, "last": None, "gaps": None,
+                     "file": str(path), "status": "damaged", "note": str(e)}
+            else:
+                rebuilt = m.get("rebuilt") or {}
+                m["status"], m["note"] = ("rebuilt", rebuilt.get("reason")) if rebuilt else ("ok", None)
+            out.append(m)
         return sorted(out, key=lambda m: (m["source"], m["symbol"], m["interval"]))
 
     def resolve(self, spec: str, interval: str) -> SeriesKey:
@@ -248,7 +289,7 @@ class Store:
         ``market`` default to what the manifest already says.
         """
         with self.lock(key):
-            old_manifest = self._read_manifest(key)  # raw: we hold the lock, and rewrite it below
+            old_manifest, _ = self._read_manifest(key)  # raw: we hold the lock, and rewrite it below
             kind = kind or (old_manifest or {}).get("kind") or schema.KIND_PRICE
             market = market or (old_manifest or {}).get("market") or calendar.infer_market(key.source, key.symbol)
             calendar.check_market(market)
@@ -258,7 +299,15 @@ class Store:
                 )
             self._remove_orphans(key)
             new = schema.validate(frame, kind=kind)
-            old = self.load(key) if (self.exists(key) and not replace) else schema.empty_frame()
+            old, set_aside = schema.empty_frame(), None
+            if self.exists(key):
+                try:
+                    loaded = self.load(key)
+                except DamagedSeriesError:
+                    # nothing to merge with: the new bars become the series, the evidence is kept
+                    set_aside = self._set_aside(key)
+                else:
+                    old = loaded if not replace else old
             if len(old) and ("adj_close" in old.columns) != ("adj_close" in new.columns):
                 has, lacks = ("stored", "new") if "adj_close" in old.columns else ("new", "stored")
                 raise DataError(
@@ -271,7 +320,19 @@ class Store:
             self._write_frame(key, merged)
             manifest = self._build_manifest(key, merged, kind=kind, market=market, extra=extra, old=old_manifest)
             atomic.write_json(self.manifest_path(key), manifest)
-        return UpsertResult(key, len(old), len(merged), added, replaced, manifest)
+        return UpsertResult(key, len(old), len(merged), added, replaced, manifest,
+                            str(set_aside) if set_aside else None)
+
+    def _set_aside(self, key: SeriesKey) -> Path:
+        """Rename a damaged data file to ``{interval}.parquet.damaged`` (``.damaged.N`` if taken)."""
+        path = self.data_path(key)
+        target = path.with_name(path.name + ".damaged")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.damaged.{n}")
+        path.rename(target)
+        return target
 
     def _remove_orphans(self, key: SeriesKey) -> None:
         """Delete temp files of this series left by a writer that was killed (we hold its lock)."""
@@ -331,6 +392,12 @@ class Store:
         if extra:
             manifest["extra"] = {**manifest.get("extra", {}), **extra}
         return manifest
+
+
+def _brief(e: BaseException, limit: int = 160) -> str:
+    text = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    text = re.sub(r"^Could not open Parquet input source '[^']*': ", "", text)  # the path is named already
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NamedLock:

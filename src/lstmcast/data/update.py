@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lstmcast.data import calendar, schema
-from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, call_with_retry
+from lstmcast.data import calendar, schema, verify
+from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
-from lstmcast.errors import DataSourceError, LstmcastError, UsageError
+from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, StoreError, UsageError
 
 JUMP_LOG_RETURN = np.log(1.5)  # |log return| above ~50% in one bar is flagged
 STATUS_OK = "ok"  # new bars stored (or already up to date)
@@ -47,6 +47,10 @@ class FetchResult:
     error: str | None = None
     error_type: str | None = None
     seconds: float = 0.0
+    # Bars the market calendar expects from the first requested bar up to the newest bar the source
+    # should have (see ``verify.coverage``), and the complete bars received in that window.
+    bars_expected: int = 0
+    bars_received: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,6 +69,8 @@ class FetchResult:
             "last": self.last,
             "new_gaps": self.new_gaps,
             "missing_bars": sum(g["bars"] for g in self.new_gaps),
+            "bars_expected": self.bars_expected,
+            "bars_received": self.bars_received,
             "quality": self.quality,
             "notes": self.notes,
             "error": self.error,
@@ -208,13 +214,25 @@ def fetch_series(
     market = calendar.infer_market(name, symbol)
     result = FetchResult(spec=spec, key=key, status=STATUS_FAILED)
 
-    old = store.load(key) if (store.exists(key) and not full) else schema.empty_frame()
+    try:
+        old = store.load(key) if (store.exists(key) and not full) else schema.empty_frame()
+    except StoreError as e:  # a damaged series: reported as this symbol's failure; --full replaces it
+        result.error, result.error_type = str(e), type(e).__name__
+        return result
     fetch_from = start_ts
     if len(old) and not full:
         # Re-fetch the last stored bar: it may have been stored before it was complete.
         fetch_from = old.index[-1] if start_ts is None else min(start_ts, old.index[-1])
     budget = RetryBudget()  # one wait allowance for the whole fetch, all pages together
     retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep, budget=budget)  # noqa: E731
+
+    def wait(attempt: int) -> None:  # before asking again for a page that came back wrong
+        delay = backoff_delay(attempt, policy)
+        if budget.waited + delay <= policy.max_elapsed_s:  # past the budget: ask again at once
+            budget.waited += delay
+            sleep(delay)
+
+    newest: pd.Timestamp | None = None  # the newest bar the source should have (None: what it sent)
 
     frame = schema.empty_frame()
     tz: str | None = None
@@ -230,10 +248,33 @@ def fetch_series(
                 # A daily stamp is the exchange-local date; east of UTC that date's session opens
                 # before 00:00 UTC, so ask from a day earlier (the upsert de-duplicates).
                 ask_from = ask_from - pd.Timedelta(days=1)
-            bars = retry(lambda: yahoo.fetch_bars(
-                symbol, interval=iv.name, start=ask_from, end=end_ts, session=session,
-                cache_dir=store.root / "cache" / "yfinance", allow_empty=fetch_from is not None,
-            ))
+            last_stored = old.index[-1] if len(old) else None
+            due_by = verify.settled_end(iv, now=now, end=end_ts)
+
+            def answer() -> Any:
+                got = yahoo.fetch_bars(
+                    symbol, interval=iv.name, start=ask_from, end=end_ts, session=session,
+                    cache_dir=store.root / "cache" / "yfinance", allow_empty=fetch_from is not None,
+                )
+                newest = due_by
+                if got.market_time is not None:  # Yahoo's newest trade: a halted symbol owes nothing after it
+                    t = got.market_time
+                    newest = min(newest, t.normalize() if iv.daily_or_longer else t - iv.delta)
+                verify.check_answer(got.frame, iv, market, what=f"Yahoo Finance {symbol} {iv.name}",
+                              ask_from=ask_from, last_stored=last_stored, newest=newest)
+                return got, newest
+
+            try:
+                bars, newest = retry(answer)
+            except verify.WrongAnswer as e:
+                plain = InconsistentAnswerError(str(e))  # the private subclass stays out of messages and JSON
+                plain.attempts = e.attempts
+                if e.bars is None:
+                    result.bars_expected = e.expected
+                    raise plain from None
+                # bars that start right but stop short: stored (they are real), reported as partial
+                bars = yahoo.YahooBars(e.bars, None, None)
+                newest, partial_error = due_by, plain
             frame, tz, session_end = bars.frame, bars.exchange_tz, bars.session_end
             market = bars.market or market  # the exchange Yahoo names beats the symbol's spelling
         else:
@@ -241,15 +282,20 @@ def fetch_series(
 
             exchange = ccxt_source.make_exchange(name, overrides=exchange_overrides)
             got = ccxt_source.fetch_bars(exchange, symbol, interval=iv.name, start=fetch_from, end=end_ts,
-                                         retry=retry, on_page=on_page)
+                                         retry=retry, on_page=on_page, start_is_stored=bool(len(old)),
+                                         wait=wait)
             frame, tz = got.frame, "UTC"
             result.notes.extend(got.notes)
             if got.error is not None:
                 partial_error = got.error
+                # paging stopped early: the exchange should have had every bar up to the end
+                newest = verify.settled_end(iv, now=now, end=end_ts)
+            elif len(got.frame):
+                newest = got.frame.index[-1]  # paging ran until the exchange had nothing newer
     except LstmcastError as e:
         result.error, result.error_type = str(e), type(e).__name__
         # with --full, ``old`` was never loaded; the stored series is still there
-        result.rows_stored = store.manifest(key)["rows"] if store.exists(key) else 0
+        result.rows_stored = _rows_stored(store, key)
         result.seconds = time.monotonic() - t0
         return result
 
@@ -259,11 +305,19 @@ def fetch_series(
             result.notes.append(f"left out {dropped} still-forming bar(s); --include-partial stores them")
     if start_ts is not None and not len(old):
         frame = frame[frame.index >= start_ts.normalize() if iv.daily_or_longer else frame.index >= start_ts]
+    if not include_partial and newest is not None:
+        newest = min(newest, verify.settled_end(iv, now=now, end=None) + iv.delta)  # still-forming bars were dropped
+    result.bars_expected, result.bars_received = verify.coverage(frame, iv, market, first=fetch_from, newest=newest)
+    if partial_error is not None and not len(frame):
+        result.error, result.error_type = str(partial_error), type(partial_error).__name__
+        result.rows_stored = _rows_stored(store, key)
+        result.seconds = time.monotonic() - t0
+        return result
     if full and partial_error is not None and store.exists(key):
         # --full replaces the series; the pages received before the failure are not all of it.
         result.error = f"{partial_error}; --full stopped half-way, so the stored series was left as it was"
         result.error_type = type(partial_error).__name__
-        result.rows_stored = store.manifest(key)["rows"]
+        result.rows_stored = _rows_stored(store, key)
         result.seconds = time.monotonic() - t0
         return result
     if len(frame) == 0 and not len(old) and partial_error is None:
@@ -286,6 +340,8 @@ def fetch_series(
             result.seconds = time.monotonic() - t0
             return result
         result.rows_added, result.rows_replaced, result.rows_stored = up.rows_added, up.rows_replaced, up.rows_after
+        if up.set_aside:
+            result.notes.append(f"the stored series was damaged; its file was kept as {up.set_aside}")
         result.first, result.last = frame.index[0].isoformat(), frame.index[-1].isoformat()
         after = store.load(key)
         before_index = old.index if not full else pd.DatetimeIndex([], tz="UTC")
@@ -300,6 +356,14 @@ def fetch_series(
         result.status = STATUS_OK if result.rows_added else STATUS_UP_TO_DATE
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _rows_stored(store: Store, key: SeriesKey) -> int:
+    """Rows the store holds for ``key`` (0 when none, or when the file is damaged)."""
+    try:
+        return store.manifest(key)["rows"] if store.exists(key) else 0
+    except StoreError:
+        return 0
 
 
 def fetch_many(

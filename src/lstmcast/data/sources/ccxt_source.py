@@ -15,13 +15,16 @@ import pandas as pd
 
 from lstmcast.data import schema
 from lstmcast.data.sources.retry import brief, looks_unreachable
-from lstmcast.errors import DataSourceError, ServiceUnreachableError, TemporaryFetchError
+from lstmcast.errors import DataSourceError, InconsistentAnswerError, ServiceUnreachableError, TemporaryFetchError
 
 T = TypeVar("T")
 # our interval name -> ccxt's timeframe name
 TIMEFRAMES = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h", "4h": "4h", "1d": "1d", "1wk": "1w"}
 OFFLINE_HINT = "check your connection, or use `lstmcast import FILE --symbol SYMBOL` for offline data"
 MAX_PAGES = 100_000  # a hard stop whatever the exchange does
+# how often one page is asked for when the answer repeats an old page (or is blank where bars must
+# be); the last such answer is reported, not taken as the end of history
+REPEAT_ASKS = 3
 
 
 @dataclass
@@ -58,7 +61,8 @@ def make_exchange(exchange_id: str, *, overrides: dict[str, Any] | None = None) 
             f"unknown exchange {exchange_id!r}{also}; "
             "list valid ids with: python3 -c \"import ccxt; print(ccxt.exchanges)\""
         )
-    config: dict[str, Any] = {"enableRateLimit": True, "timeout": 10_000}
+    # the last raw answer tells a repeated page (which ccxt filters to nothing) from the end of history
+    config: dict[str, Any] = {"enableRateLimit": True, "timeout": 10_000, "enableLastJsonResponse": True}
     if exchange_id.startswith("binance"):
         # Load spot markets only: the derivatives endpoints are slow and not needed for OHLCV.
         config["options"] = {"fetchMarkets": {"types": ["spot"]}}
@@ -117,6 +121,17 @@ def _to_frame(rows: list[list[Any]]) -> pd.DataFrame:
     return df[~df.index.duplicated(keep="last")].sort_index()
 
 
+def _raw_rows(exchange: Any) -> int:
+    """How many rows the exchange's last raw answer held, before ccxt dropped those older than
+    ``since`` (so a repeated page reaches us as an empty list). 0 when it cannot tell."""
+    raw = getattr(exchange, "last_json_response", None)
+    if isinstance(raw, dict):  # {"result": {...: [rows]}} and the like: the largest list inside
+        inner = [v for k, v in raw.items() if k != "error"]
+        inner += [w for v in inner if isinstance(v, dict) for w in v.values()]
+        raw = max((v for v in inner if isinstance(v, list)), key=len, default=[])
+    return len(raw) if isinstance(raw, list) else 0
+
+
 def fetch_bars(
     exchange: Any,
     symbol: str,
@@ -127,13 +142,18 @@ def fetch_bars(
     limit: int | None = None,
     retry: Callable[[Callable[[], Any]], Any] = lambda fn: fn(),
     on_page: Callable[[int, int], None] | None = None,
+    start_is_stored: bool = False,
+    wait: Callable[[int], None] = lambda n: None,
 ) -> CcxtBars:
     """Page through ``exchange.fetch_ohlcv`` from ``start`` (default: the earliest bar) to ``end``.
 
     Each call goes through ``retry`` (``retry.call_with_retry`` in practice). A page that brings
-    nothing new is asked for once more, then the fetch stops (an exchange repeating a page must
-    not loop forever). Failing after some pages returns what was received with ``error`` set.
-    Permanent errors on the first request (bad symbol) are raised.
+    nothing new (it repeats an old page, or goes backwards) is asked for again after ``wait(n)``,
+    at most ``REPEAT_ASKS`` times in all; then the fetch stops with ``error`` set: a repeated page
+    is a fault, not the end of history. An empty page is the end of history, except on the first
+    page of an incremental fetch (``start_is_stored``: ``start`` is a bar we already have, so the
+    exchange has it), where it is asked again the same way. Failing after some pages returns what
+    was received with ``error`` set. Permanent errors on the first request (bad symbol) are raised.
     """
     market_what = f"{symbol}"
 
@@ -158,16 +178,20 @@ def fetch_bars(
     since = int(pd.Timestamp(start).timestamp() * 1000) if start is not None else 0
     rows: list[list[Any]] = []
     last_ts: int | None = None
-    stalled = 0
+    blank = 0  # empty answers in a row
+    repeats = 0  # answers in a row that brought nothing new (or nothing where bars must be)
     notes: list[str] = []
     pages = 0
+
+    def iso(ms: int) -> str:
+        return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()
+
     while since < end_ms and pages < MAX_PAGES:
         def page(since: int = since) -> list[list[Any]]:
             try:
                 return exchange.fetch_ohlcv(symbol, tf, since=since, limit=limit)
             except Exception as e:  # noqa: BLE001 - wrapped or re-raised by wrap_error
-                raise wrap_error(e, exchange, f"{market_what} {interval} bars since "
-                                 f"{pd.Timestamp(since, unit='ms', tz='UTC').isoformat()}") from e
+                raise wrap_error(e, exchange, f"{market_what} {interval} bars since {iso(since)}") from e
 
         try:
             got = retry(page)
@@ -176,22 +200,39 @@ def fetch_bars(
                 raise
             return CcxtBars(_to_frame(rows), pages, e, notes)
         pages += 1
+        old_rows = 0 if got else _raw_rows(exchange)  # ccxt filtered them all out: a repeat
         got = sorted((r for r in (got or []) if r and r[0] is not None and int(r[0]) < end_ms), key=lambda r: r[0])
         fresh = [r for r in got if last_ts is None or int(r[0]) > last_ts]
-        if not fresh:
-            # Either the exchange has nothing after ``since``, or it repeated an old page (ccxt then
-            # filters it to nothing). Ask once more; a second blank ends paging, said out loud when
-            # it is well before the requested end.
-            stalled += 1
-            if stalled >= 2:
-                if since + 2 * step_ms < end_ms and rows:
-                    notes.append(
-                        f"{exchange.id} returned no bars after {pd.Timestamp(last_ts, unit='ms', tz='UTC').isoformat()}"
-                        f" although the range ends {pd.Timestamp(end_ms, unit='ms', tz='UTC').isoformat()}"
-                    )
+        if not got and not old_rows and not (start_is_stored and not rows):
+            # Nothing after ``since``: the end of the exchange's history. Asked once more (at once)
+            # because a blank answer costs nothing to confirm.
+            blank += 1
+            if blank >= 2:
+                if rows and since + 2 * step_ms < end_ms:
+                    notes.append(f"{exchange.id} has no {symbol} {interval} bars after {iso(last_ts)}"
+                                 f" (its newest) although the range ends {iso(end_ms)}")
                 break
             continue
-        stalled = 0
+        blank = 0
+        if not fresh:
+            # A page of old bars (a repeat, or a step backwards), or blank where we know bars exist:
+            # ask again, then report it. Stopping quietly here stored 500 of 20,000 bars as "ok".
+            repeats += 1
+            if repeats >= REPEAT_ASKS:
+                if got or old_rows:
+                    upto = f", got bars up to {iso(int(got[-1][0]))}" if got else ", got only older bars"
+                    after = f"after {iso(last_ts)}" if last_ts is not None else f"since {iso(since)}"
+                    what = (f"repeated a page of {symbol} {interval} bars {repeats} times "
+                            f"(asked for bars {after}{upto})")
+                else:
+                    what = (f"returned no {symbol} {interval} bars since {iso(since)}, the last stored bar, "
+                            f"{repeats} times")
+                err = InconsistentAnswerError(f"{exchange.id} {what}; stopped with {len(rows)} bar(s) received")
+                err.attempts = repeats
+                return CcxtBars(_to_frame(rows), pages, err, notes)
+            wait(repeats)
+            continue
+        repeats = 0
         rows.extend(fresh)
         last_ts = int(fresh[-1][0])
         since = last_ts + step_ms

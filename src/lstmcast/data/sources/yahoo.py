@@ -28,9 +28,10 @@ INTERVALS = {"1m": "1m", "5m": "5m", "15m": "15m", "30m": "30m", "1h": "1h", "1d
 OFFLINE_HINT = "check your connection, or use `lstmcast import FILE --symbol SYMBOL` for offline data"
 
 _config_lock = threading.Lock()
-# yfinance raises YFRateLimitError without the response, so the Retry-After of a 429 is noted by
-# the session's ``request`` (see ``_watch_retry_after``) in the thread that made the request.
-_rate_limit = threading.local()
+# yfinance raises YFRateLimitError without the response, and turns a 5xx carrying Yahoo's JSON
+# error body into "no price data": so the session's ``request`` (see ``_watch_responses``) notes,
+# in the thread that made the request, the Retry-After of each 429 and the status of each 5xx.
+_seen = threading.local()
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class YahooBars:
     exchange_tz: str | None
     session_end: pd.Timestamp | None  # end of the current regular session (UTC), if Yahoo said
     market: str | None = None  # from the chart metadata (see ``market_from_metadata``), if it tells
+    market_time: pd.Timestamp | None = None  # Yahoo's newest trade (meta regularMarketTime), if it said
 
 
 # Yahoo's exchange codes (chart metadata "exchangeName") -> exchange_calendars codes.
@@ -97,8 +99,8 @@ def _configure(cache_dir: Path | None) -> Any:
     return yf
 
 
-def _watch_retry_after(session: Any) -> None:
-    """Wrap ``session.request`` (once) to note the Retry-After of each 429 it receives."""
+def _watch_responses(session: Any) -> None:
+    """Wrap ``session.request`` (once) to note the Retry-After of each 429 and the status of each 5xx."""
     with _config_lock:
         if getattr(session, "_lstmcast_watches_429", False):
             return
@@ -106,8 +108,11 @@ def _watch_retry_after(session: Any) -> None:
 
         def request(*args: Any, **kwargs: Any) -> Any:
             response = inner(*args, **kwargs)
-            if getattr(response, "status_code", None) == 429:
-                _rate_limit.retry_after = _retry_after(response)
+            status = getattr(response, "status_code", None)
+            if status == 429:
+                _seen.retry_after = _retry_after(response)
+            elif isinstance(status, int) and status >= 500:
+                _seen.server_status = status
             return response
 
         session.request = request
@@ -121,7 +126,7 @@ def _classify(e: BaseException, symbol: str) -> Exception:
     name = type(e).__name__
     if isinstance(e, yfe.YFRateLimitError):
         return TemporaryFetchError(f"Yahoo Finance rate-limited the request for {symbol} (HTTP 429)",
-                                   retry_after=getattr(_rate_limit, "retry_after", None))
+                                   retry_after=getattr(_seen, "retry_after", None))
     status = getattr(getattr(e, "response", None), "status_code", None)
     if name == "HTTPError" and isinstance(status, int):
         if status == 429:
@@ -211,6 +216,25 @@ def _session_end(meta: Any) -> pd.Timestamp | None:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
+def _raise_server_error(symbol: str, cause: BaseException | None) -> None:
+    """A 5xx seen during this attempt explains an empty or "no data" answer: retry, and say so."""
+    status = getattr(_seen, "server_status", None)
+    if status is not None:
+        raise TemporaryFetchError(f"Yahoo Finance server error (HTTP {status}) for {symbol}") from cause
+
+
+def _market_time(meta: Any) -> pd.Timestamp | None:
+    """meta's regularMarketTime: epoch seconds from Yahoo, a datetime once yfinance formatted it."""
+    try:
+        value = meta["regularMarketTime"]
+        ts = pd.Timestamp(int(value), unit="s") if isinstance(value, int | float) else pd.Timestamp(value)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if pd.isna(ts) or ts.value <= 0:
+        return None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
 def fetch_bars(
     symbol: str,
     *,
@@ -246,8 +270,8 @@ def fetch_bars(
         from yfinance.data import new_session
 
         session = new_session()
-    _watch_retry_after(session)
-    _rate_limit.retry_after = None
+    _watch_responses(session)
+    _seen.retry_after = _seen.server_status = None
     # yfinance memoises GET responses per process (past date ranges, the tz lookup); a retry must
     # really ask again rather than replay a cached 500.
     YfData.cache_get.cache_clear()
@@ -259,12 +283,15 @@ def fetch_bars(
             tz = getattr(ticker, "_tz", None)
             meta = ticker.get_history_metadata() if len(raw) else {}
     except yfe.YFPricesMissingError as e:
+        _raise_server_error(symbol, e)
         if allow_empty and "no price data found" in str(e):
             return YahooBars(schema.empty_frame(with_adj_close=True), None, None)
         raise _classify(e, symbol) from e
     except Exception as e:  # vendor code raises anything from JSON, HTTP and pandas layers
+        _raise_server_error(symbol, e)
         raise _classify(e, symbol) from e
     if raw is None or len(raw) == 0:
+        _raise_server_error(symbol, None)
         if allow_empty:
             return YahooBars(schema.empty_frame(with_adj_close=True), tz, None)
         raise DataSourceError(f"Yahoo Finance returned no {interval} bars for {symbol!r}; check the symbol")
@@ -273,4 +300,4 @@ def fetch_bars(
     frame = _normalise(raw, interval=interval, tz=tz)
     if len(frame) == 0 and not allow_empty:
         raise DataSourceError(f"Yahoo Finance returned no {interval} bars for {symbol!r}; check the symbol")
-    return YahooBars(frame, tz, _session_end(meta), market_from_metadata(meta))
+    return YahooBars(frame, tz, _session_end(meta), market=market_from_metadata(meta), market_time=_market_time(meta))
