@@ -28,7 +28,7 @@ import pandas as pd
 from lstmcast.data import calendar, schema
 from lstmcast.data.store import SeriesKey, Store, UpsertResult
 from lstmcast.data.timeparse import ParsedTimes, check_tz, parse_times, stamp
-from lstmcast.errors import DataError, UsageError
+from lstmcast.errors import DamagedSeriesError, DataError, UsageError
 
 TIME_NAMES = ("unix", "time", "date", "datetime", "timestamp", "open_time", "day")  # epoch "unix" first: unambiguous
 ALIASES = {
@@ -435,7 +435,10 @@ def import_file(
                 "needs --market crypto"
             )
     kind = schema.KIND_VALUE if value_column else schema.KIND_PRICE
-    old = store.load(key) if store.exists(key) else None
+    try:
+        old = store.load(key) if store.exists(key) else None
+    except DamagedSeriesError:
+        old = None  # the upsert below sets the damaged file aside and the import replaces it
     unchanged = _same_rows(old, frame) if old is not None else 0
     result = store.upsert(key, frame, kind=kind, market=chosen, extra={"imported_from": Path(path).name})
     q = quality(frame, context=old) if kind == schema.KIND_PRICE else {"jumps": [], "likely_splits": []}
