@@ -29,7 +29,7 @@ endif
 # would pull gigabytes of CUDA packages.
 $(STAMP): pyproject.toml $(if $(strip $(VENV)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
-	$(PYTHON) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(PYTHON) -m pip install --disable-pip-version-check -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 test: $(STAMP)
