@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -301,11 +302,16 @@ def test_a_ray_address_that_does_not_answer_fails_in_one_line(monkeypatch, addre
 JOIN_DRIVER = textwrap.dedent(
     """
     import json, sys
-    from lstmcast.executor import make_executor
     from test_executor import SEEDED_SHARED, collect, seeded_task, seeded_tasks
 
-    with make_executor("ray", n_tasks=6, ray_address=sys.argv[1]) as ex:
+    from lstmcast.executor_ray import RayExecutor
+
+    # the cluster's workers import this checkout's lstmcast and the tests' task functions
+    with RayExecutor(address=sys.argv[1], runtime_env={"env_vars": {"PYTHONPATH": sys.argv[2]}}) as ex:
         res = collect(ex, seeded_task, seeded_tasks(), SEEDED_SHARED)
+    failed = [f"{k}: {v.error}" for k, v in res.items() if not isinstance(v, dict)]
+    if failed:
+        sys.exit("; ".join(failed))
     print(json.dumps({k: {"seed": v["seed"], "fit": v["fit"].tolist()} for k, v in res.items()}))
     """
 )
@@ -316,15 +322,17 @@ JOIN_DRIVER = textwrap.dedent(
 def test_ray_joins_a_running_cluster_and_matches_serial():
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths live under it
+    # Ray's token auth, with a token of our own (not ~/.ray/auth_token): an explicit address needs both set
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1",
          "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats",
          "--temp-dir", temp, "--block"],
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **auth},
     )
     try:
         out = subprocess.run(
-            [sys.executable, "-c", JOIN_DRIVER, "auto"], env={**ENV, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+            [sys.executable, "-c", JOIN_DRIVER, f"127.0.0.1:{port}", ENV["PYTHONPATH"]], env={**ENV, **auth},
             capture_output=True, text=True, timeout=120,
         ) if _wait_for_port(port, 60) else None
         assert out is not None, "ray start --head did not come up within 60 s"
@@ -398,6 +406,7 @@ def test_ray_retries_a_killed_worker(ray_executor, tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # Ray restarts a worker per attempt
 def test_ray_reports_a_task_that_kills_every_worker(ray_executor):
     results = collect(ray_executor, kill_always_b, [Task(k, k) for k in "abc"])
     assert results["a"] == "A" and results["c"] == "C"

@@ -10,7 +10,9 @@ Ray itself (``max_retries``) when its worker dies.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ PROBE_TIMEOUT_S = 5.0
 DEFAULT_CLIENT_PORT = 10001
 # Where `ray start` records the address `--address auto` means (Ray's own convention).
 CURRENT_CLUSTER_FILE = Path("/tmp/ray/ray_current_cluster")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours its error text
 WAIT_TICK_S = 0.5  # ray.wait returns this often, so Ctrl-C and SIGTERM are acted on promptly
 
 
@@ -79,31 +82,51 @@ def probe(address: str, *, timeout: float = PROBE_TIMEOUT_S) -> None:
 
 
 class RayExecutor:
-    """Tasks as Ray tasks, on a local runtime or a cluster this joins."""
+    """Tasks as Ray tasks, on a local runtime or a cluster this joins.
+
+    Every node of a joined cluster needs lstmcast (same version) and its dependencies installed:
+    task functions travel by reference (module and name), not by value.
+    """
 
     name = "ray"
 
     def __init__(
         self, *, address: str | None = None, workers: int | None = None, cpus_per_task: float = 1.0,
         gpus_per_task: float = 0.0, retries: int = 1, probe_timeout: float = PROBE_TIMEOUT_S,
+        runtime_env: dict[str, Any] | None = None,
     ) -> None:
         ray = import_ray()
         self._ray = ray
         self.cpus_per_task, self.gpus_per_task, self.retries = cpus_per_task, gpus_per_task, retries
-        self.address = None if address is None else resolve_address(address)
+        self.address = address
         self._owned = False
         if ray.is_initialized():
             pass  # the caller (a notebook, a test) already runs one: use it, leave it running
         else:
-            if self.address is not None:
-                probe(self.address, timeout=probe_timeout)
+            if address is not None:
+                probe(resolve_address(address), timeout=probe_timeout)
             options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-            if self.address is None:
+            if address is None:
                 options["num_cpus"] = workers  # None: every core
+            runtime_env = dict(runtime_env or {})
+            if address is None:
+                # Ray's workers do not inherit this process's sys.path (spawned pool workers do): give a
+                # local runtime's workers the same import path, so they import the same lstmcast and task
+                # functions. A joined cluster's nodes import from their own environment (or runtime_env).
+                env_vars = dict(runtime_env.get("env_vars", {}))
+                path = [os.path.abspath(p) for p in sys.path if p and os.path.isdir(p)]
+                env_vars.setdefault("PYTHONPATH", os.pathsep.join(path))
+                runtime_env["env_vars"] = env_vars
+            if runtime_env:
+                options["runtime_env"] = runtime_env
             try:
-                ray.init(address=self.address, **options)
+                # "auto" goes to Ray as is: only a cluster it finds itself gets this machine's auth token
+                ray.init(address=address, **options)
             except ConnectionError as e:
-                raise ClusterUnreachableError(f"cannot join the Ray cluster at {self.address}: {e}") from None
+                raise ClusterUnreachableError(
+                    f"cannot join the Ray cluster at {address}: {' '.join(str(e).split())} (a cluster with token "
+                    "authentication and an explicit address needs RAY_AUTH_MODE=token and its token)"
+                ) from None
             self._owned = True
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-9)))
         self._remote = ray.remote(_ray_call)
@@ -156,8 +179,9 @@ class RayExecutor:
                 key, f"its Ray worker died (killed, or out of memory) {self.retries + 1} times", "worker-lost",
                 "", self.retries + 1,
             )
-        except ray.exceptions.RayError as e:
-            return TaskFailure(key, f"{type(e).__name__}: {' '.join(str(e).split())[:300]}", "raised", str(e))
+        except ray.exceptions.RayError as e:  # e.g. an argument that cannot be unpickled on the worker
+            text = _ANSI.sub("", str(e))
+            return TaskFailure(key, f"{type(e).__name__}: {' '.join(text.split())[:300]}", "raised", text)
 
     def close(self) -> None:
         if self._owned and self._ray.is_initialized():
