@@ -74,6 +74,7 @@ def kill_first_attempt(payload: str, shared: str) -> str:
 def kill_always_b(payload: str, shared: object) -> str:
     if payload == "b":
         os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(1)  # so the other worker is mid-task whenever b takes the pool down
     return payload.upper()
 
 
@@ -132,6 +133,9 @@ def test_make_executor_picks_and_validates():
     assert make_executor(n_tasks=5, workers=1).name == "serial"
     local = make_executor("local", n_tasks=3, workers=8)
     assert local.workers == 3 and local.threads == max(1, cpu_count() // 3)
+    # the same thread budget on every backend, so torch gives the same numbers
+    assert make_executor("serial", n_tasks=3, workers=8).threads == local.threads
+    assert make_executor("serial", n_tasks=1).threads == cpu_count()
     with pytest.raises(UsageError, match="--workers must be at least 1"):
         make_executor("local", n_tasks=2, workers=0)
     with pytest.raises(UsageError, match="--ray-address needs --executor ray"):
@@ -194,6 +198,7 @@ def test_a_killed_local_worker_is_replaced_and_its_task_retried(tmp_path):
 
 
 def test_a_task_that_kills_every_worker_fails_after_one_retry():
+    # a, in flight on the other worker both times b kills its own, is not blamed: it is sent again free
     results = collect(LocalExecutor(workers=2), kill_always_b, [Task(k, k) for k in "abcd"])
     assert {k: v for k, v in results.items() if k != "b"} == {"a": "A", "c": "C", "d": "D"}
     assert isinstance(results["b"], TaskFailure)
@@ -416,3 +421,12 @@ def test_ray_reports_a_task_that_kills_every_worker(ray_executor):
 def test_interrupted_run_is_the_error_raised():
     # the type the cancellation test's driver maps to exit 130
     assert InterruptedRun("x").exit_code == EXIT_INTERRUPTED
+
+
+def test_importing_the_executor_imports_neither_torch_nor_ray():
+    code = (
+        "import sys; from lstmcast.executor import make_executor; make_executor('local', n_tasks=2); "
+        "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -128,6 +128,11 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def task_threads(workers: int) -> int:
+    """Threads per task when ``workers`` tasks share this machine's cores: ``cores // workers``, at least 1."""
+    return max(1, cpu_count() // max(1, workers))
+
+
 def _check_keys(tasks: Sequence[Task]) -> None:
     seen: set[str] = set()
     for t in tasks:
@@ -189,10 +194,13 @@ def _interruptible(done: Callable[[], int], total: int) -> Iterator[None]:
 class Executor(Protocol):
     """What every backend offers. ``fn`` must be a top-level (importable, picklable) function
     ``fn(payload, shared)``; ``shared`` is sent to each worker once (Ray: put in the object store
-    once; its arrays arrive read-only there, so tasks must not modify them)."""
+    once; its arrays arrive read-only there, so tasks must not modify them). ``threads`` is each
+    task's thread budget, the same on every backend for the same map: pass it to torch
+    (``TrainConfig.threads``), since results differ with the thread count."""
 
     name: str
     workers: int
+    threads: int
 
     def map(
         self, fn: TaskFn, tasks: Sequence[Task], *, shared: Any = None, on_progress: Progress | None = None
@@ -205,10 +213,17 @@ class Executor(Protocol):
 
 
 class SerialExecutor:
-    """Every task in this process, in order: for debugging, and the reference the others must match."""
+    """Every task in this process, in order: for debugging, and the reference the others must match.
+
+    ``threads`` is the thread budget the same map would get per task on the other backends; this
+    backend does not apply it (it would rewrite the caller's torch settings): tasks pass it on.
+    """
 
     name = "serial"
     workers = 1
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.threads = threads or cpu_count()
 
     def map(
         self, fn: TaskFn, tasks: Sequence[Task], *, shared: Any = None, on_progress: Progress | None = None
@@ -253,7 +268,7 @@ def _init_local_worker(threads: int, shared: Any, started: Any) -> None:
 
 
 def _call_local(fn: TaskFn, key: str, payload: Any) -> Any:
-    _worker_started.put(key)  # lets the driver tell the tasks a dying worker took with it
+    _worker_started.put((key, os.getpid()))  # lets the driver tell which task a dying worker was running
     return _call(fn, payload, _worker_shared)
 
 
@@ -262,10 +277,10 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, *, workers: int, retries: int = 1) -> None:
+    def __init__(self, *, workers: int, retries: int = 1, threads: int | None = None) -> None:
         self.workers = workers
         self.retries = retries
-        self.threads = max(1, cpu_count() // workers)
+        self.threads = threads or task_threads(workers)
 
     def map(
         self, fn: TaskFn, tasks: Sequence[Task], *, shared: Any = None, on_progress: Progress | None = None
@@ -287,13 +302,16 @@ class LocalExecutor:
         pending = {t.key: t for t in tasks}
         lost: dict[str, int] = {}
         done = 0
-        running: set[str] = set()
+        running: dict[str, int] = {}  # task key -> pid of the worker running it
+        procs: dict[int, Any] = {}  # this pool's worker processes, by pid
         pool: ProcessPoolExecutor | None = None
         started: Any = None
 
         def drain() -> None:
             while not started.empty():
-                running.add(started.get())
+                key, pid = started.get()
+                running[key] = pid
+            procs.update(getattr(pool, "_processes", None) or {})  # no public handle before Python 3.14
 
         try:
             with _interruptible(lambda: done, total):
@@ -316,18 +334,17 @@ class LocalExecutor:
                             except Exception as e:  # a result or payload that cannot be pickled
                                 value = _Raised(describe_error(e), "")
                             del pending[key]
-                            running.discard(key)
+                            running.pop(key, None)
                             done += 1
                             if on_progress:
                                 on_progress(done, total, key)
                             yield key, _outcome(key, value, lost.get(key, 0) + 1)
+                    if broken:
+                        drain()
                     _shutdown(pool)
                     pool = None
                     if broken:
-                        drain()
-                        # Tasks that had started die with the pool (a dying worker takes the pool's other
-                        # workers down too); tasks still queued are simply sent again.
-                        for key in sorted(running & pending.keys()):
+                        for key in sorted(_lost_with(running, procs, pending.keys())):
                             lost[key] = lost.get(key, 0) + 1
                             if lost[key] > self.retries:
                                 del pending[key]
@@ -339,6 +356,7 @@ class LocalExecutor:
                                     "worker-lost", "", lost[key],
                                 )
                         running.clear()
+                    procs.clear()
                     started.close()
         finally:
             if pool is not None:
@@ -352,6 +370,21 @@ class LocalExecutor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _lost_with(running: dict[str, int], procs: dict[int, Any], pending: Any) -> list[str]:
+    """The tasks to charge for a broken pool: those on the worker that died of its own accord.
+
+    When one worker dies the pool SIGTERMs the others, so a worker with another exit (SIGKILL, the
+    OOM killer, a crash) is the culprit; the tasks the others were running are sent again free.
+    Without a culprit to tell, every task that had started is charged.
+    """
+    inflight = {k: pid for k, pid in running.items() if k in pending}
+    for p in procs.values():
+        p.join(timeout=5)
+    culprits = {pid for pid, p in procs.items() if p.exitcode not in (None, -signal.SIGTERM)}
+    charged = [k for k, pid in inflight.items() if pid in culprits]
+    return charged or list(inflight)
 
 
 def _shutdown(pool: ProcessPoolExecutor, *, kill: bool = False) -> None:
@@ -403,10 +436,16 @@ def make_executor(
         raise ConfigError("GPUs per task are a Ray setting: use --executor ray")
     if kind is None:
         kind = "local" if n_tasks > 1 and workers != 1 else "serial"
+    # One thread budget per task for every backend: torch's results depend on its thread count, so
+    # serial, local and ray give identical numbers only when each task runs with the same count.
+    effective = max(1, min(workers or cpu_count(), max(n_tasks, 1)))
+    threads = task_threads(effective)
     if kind == "serial":
-        return SerialExecutor()
+        return SerialExecutor(threads=threads)
     if kind == "local":
-        return LocalExecutor(workers=max(1, min(workers or cpu_count(), max(n_tasks, 1))), retries=retries)
+        return LocalExecutor(workers=effective, retries=retries, threads=threads)
     from lstmcast.executor_ray import RayExecutor  # imports ray itself only when one is made
 
-    return RayExecutor(address=ray_address, workers=workers, gpus_per_task=gpus_per_task, retries=retries)
+    return RayExecutor(
+        address=ray_address, workers=workers, cpus_per_task=threads, gpus_per_task=gpus_per_task, retries=retries
+    )

@@ -98,6 +98,7 @@ class RayExecutor:
         ray = import_ray()
         self._ray = ray
         self.cpus_per_task, self.gpus_per_task, self.retries = cpus_per_task, gpus_per_task, retries
+        self.threads = max(1, int(cpus_per_task))
         self.address = address
         self._owned = False
         if ray.is_initialized():
@@ -142,7 +143,7 @@ class RayExecutor:
     ) -> Iterator[tuple[str, Any]]:
         ray = self._ray
         total, done = len(tasks), 0
-        threads = max(1, int(self.cpus_per_task))
+        threads = self.threads
         submit = self._remote.options(
             num_cpus=self.cpus_per_task, num_gpus=self.gpus_per_task or None,
             max_retries=self.retries, retry_exceptions=False,
