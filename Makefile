@@ -47,6 +47,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PYTHON) bench/bench_train.py
 	$(PYTHON) bench/bench_backtest.py
+	$(PYTHON) bench/bench_sine.py
 
 # Build a wheel and install it, non-editable, into a throw-away venv; then use it from outside the repo.
 wheel-check: $(STAMP)
