@@ -199,12 +199,12 @@ def test_a_status_line_before_slow_imports(tmp_path):
     """The announcer prints once, before the import, and removes itself."""
     code = (
         "import sys\nfrom lstmcast.cli import common\n"
-        "common.announce_slow_imports(('colorsys', 'wave'))\n"
-        "import colorsys, colorsys, wave\n"
+        "common.announce_slow_imports(('mailbox', 'wave'))\n"
+        "import mailbox, mailbox, wave\n"
         "print(any(type(f).__name__ == '_AnnounceSlowImports' for f in sys.meta_path))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=60)
-    assert r.stderr == "loading colorsys...\nloading wave...\n" and r.stdout.strip() == "False"
+    assert r.stderr == "loading mailbox...\nloading wave...\n" and r.stdout.strip() == "False"
 
 
 def test_help_does_not_install_the_announcer_when_stderr_is_not_a_terminal():
