@@ -137,7 +137,8 @@ def test_invalid_cron_is_a_config_error(cli, config, tmp_path, expr):
         ("@fortnightly", "unknown shortcut @fortnightly; known: @hourly, @daily"),
     ],
 )
-def test_invalid_cron_names_the_field_and_value(cli, config, tmp_path, expr, why):
+def test_invalid_cron_names_the_field_and_value(cli, tmp_path, expr, why):
+    """Named even before the config file is looked for (none exists here)."""
     r = cli("schedule", "install", "--cron", expr, "--dry-run")
     assert r.exit_code == 1
     assert r.stderr.startswith(f"error: invalid cron expression {expr!r}: {why}")

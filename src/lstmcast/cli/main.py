@@ -30,11 +30,11 @@ _COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
 
 
 def _leaf_data_dir(ctx: typer.Context, value: Path | None) -> None:
-    if value is None or ctx.resilient_parsing:
-        if value is not None:
-            ctx.meta[common.META_DATA_DIR] = value  # for symbol completion
+    if value is None:
         return
-    ctx.meta[common.META_DATA_DIR] = value
+    ctx.meta[common.META_DATA_DIR] = value  # symbol completion reads it (no root callback runs then)
+    if ctx.resilient_parsing:
+        return
     root = ctx.find_root()
     if isinstance(root.obj, common.AppSettings):
         from lstmcast.config import resolve_data_dir
