@@ -14,6 +14,12 @@ SRC = ROOT / "src"
 SAMPLES = ROOT / "data" / "samples"
 
 
+@pytest.fixture(autouse=True)
+def _scratch_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads or writes the user's own store (the per-user data folder is the default)."""
+    monkeypatch.setenv("LSTMCAST_HOME", str(tmp_path / "home"))
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     d = tmp_path / "home"

@@ -122,6 +122,34 @@ def test_invalid_cron_is_a_config_error(cli, config, tmp_path, expr):
     assert not (tmp_path / "tab").exists()
 
 
+@pytest.mark.parametrize(
+    ("expr", "why"),
+    [
+        ("61 6 * * *", "minute 61 is out of range 0-59"),
+        ("0 24 * * *", "hour 24 is out of range 0-23"),
+        ("0 6 0 * *", "day of month 0 is out of range 1-31"),
+        ("0 6 * 13 *", "month 13 is out of range 1-12"),
+        ("0 6 * * 8", "weekday 8 is out of range 0-7"),
+        ("0,15,99 6 * * *", "minute 99 is out of range 0-59"),
+        ("0 6 * * mon-fry", "weekday field 'mon-fry' is not valid"),
+        ("*/0 6 * * *", "minute field '*/0' is not valid"),
+        ("0 6 * *", "expected five fields 'minute hour day month weekday', got 4"),
+        ("@fortnightly", "unknown shortcut @fortnightly; known: @hourly, @daily"),
+    ],
+)
+def test_invalid_cron_names_the_field_and_value(cli, tmp_path, expr, why):
+    """Named even before the config file is looked for (none exists here)."""
+    r = cli("schedule", "install", "--cron", expr, "--dry-run")
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"error: invalid cron expression {expr!r}: {why}")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("expr", ["0 6 * * 7", "0 6 * * mon-fri", "30 22 1,15 jan-jun *", "*/15 * * * *", "@daily"])
+def test_valid_cron_passes(expr):
+    assert schedule.check_cron(expr) == expr
+
+
 def test_cli_install_show_remove(cli, config, tmp_path, data_dir):
     tab = tmp_path / "tab"
     tab.write_text(OTHER)

@@ -1,6 +1,8 @@
 """Settings and data-directory resolution.
 
-The data directory is chosen as: ``--data-dir`` flag, else ``LSTMCAST_HOME``, else ``./data``.
+The data directory is chosen as: ``--data-dir`` flag, else ``LSTMCAST_HOME``, else the per-user data
+folder (``platformdirs.user_data_dir("lstmcast")``: ``~/.local/share/lstmcast`` on Linux), never the
+current directory, so every command finds the same store wherever it is run from.
 The run config (``lstmcast.toml``: defaults, promotion rule, watchlist) is loaded by ``load_config``.
 """
 
@@ -30,12 +32,20 @@ def _field_kwargs(f: Any) -> dict[str, Any]:
     return out
 
 ENV_HOME = "LSTMCAST_HOME"
+APP_NAME = "lstmcast"
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder, used when neither ``--data-dir`` nor ``LSTMCAST_HOME`` is set."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
 def resolve_data_dir(flag: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Path:
     """Return the absolute data directory (not created here)."""
     env = os.environ if env is None else env
-    raw = flag if flag not in (None, "") else env.get(ENV_HOME) or "data"
+    raw = flag if flag not in (None, "") else env.get(ENV_HOME) or default_data_dir()
     path = Path(raw).expanduser()
     if "\x00" in str(path):
         raise ConfigError("data directory path contains a NUL byte")

@@ -21,6 +21,8 @@ def to_jsonable(obj: Any) -> Any:
         return to_jsonable(obj.item())
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
+    if type(obj).__name__ in ("NaTType", "NAType"):  # pandas' missing markers ("NaT" is no timestamp)
+        return None
     if hasattr(obj, "isoformat"):
         return obj.isoformat()
     return obj

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -53,18 +54,46 @@ class _Fields:
     weekday_star: bool
 
 
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "weekday")
+_EXAMPLES = 'e.g. "0 6 * * *" (06:00 every day) or "30 22 * * 1-5" (22:30 on weekdays)'
+
+
 def check_cron(expr: str) -> str:
-    """Validate a five-field cron expression (or @daily, @hourly, ...); return it normalised."""
-    from crontab import CronSlices
+    """Validate a five-field cron expression (or @daily, @hourly, ...); return it normalised.
+
+    Each field is checked on its own, so the message names the field and the value at fault:
+    ``61 6 * * *`` -> "minute 61 is out of range 0-59".
+    """
+    from crontab import S_INFO, SPECIALS, CronSlice, CronSlices
 
     text = " ".join(str(expr).split())
     if text.lower() == "@reboot":
         raise ConfigError('cron expression @reboot has no schedule; use e.g. "0 6 * * *" (06:00 every day)')
-    if not text or not CronSlices.is_valid(text):
+    if text.startswith("@"):
+        if text[1:].lower() not in SPECIALS:
+            names = ", ".join(f"@{k}" for k in SPECIALS if k != "reboot")
+            raise ConfigError(f"invalid cron expression {expr!r}: unknown shortcut {text}; known: {names}")
+        return text
+    parts = text.split()
+    if len(parts) != 5:
         raise ConfigError(
             f"invalid cron expression {expr!r}: expected five fields 'minute hour day month weekday', "
-            'e.g. "0 6 * * *" (06:00 every day) or "30 22 * * 1-5" (22:30 on weekdays)'
+            f"got {len(parts)}; {_EXAMPLES}"
         )
+    for name, info, part in zip(_FIELD_NAMES, S_INFO, parts, strict=True):
+        try:
+            CronSlice(info, part)
+        except (ValueError, KeyError) as e:
+            detail = str(e.args[0] if e.args else e)
+            hit = re.match(r"'([^']*)', not in (\d+-\d+)", detail)
+            if hit:
+                allowed = "0-7 (0 and 7 are Sunday) or sun-sat" if name == "weekday" else hit.group(2)
+                why = f"{name} {hit.group(1)} is out of range {allowed}"
+            else:
+                why = f"{name} field {part!r} is not valid ({detail})"
+            raise ConfigError(f"invalid cron expression {expr!r}: {why}; {_EXAMPLES}") from e
+    if not CronSlices.is_valid(text):  # belt and braces: the whole line as python-crontab reads it
+        raise ConfigError(f"invalid cron expression {expr!r}: expected five fields, {_EXAMPLES}")
     return text
 
 

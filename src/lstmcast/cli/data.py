@@ -104,8 +104,12 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
 
     con = common.out()
     if not manifests:
-        where = escape(str(common.settings(ctx).data_dir))
-        con.print(f"no series stored under {where}; try `lstmcast import` or `lstmcast fetch`")
+        con.print(
+            f"no series stored yet in {escape(str(common.settings(ctx).data_dir))} "
+            f"({_data_dir_origin(common.settings(ctx).data_dir)}); "
+            "add some with `lstmcast import FILE --symbol S` or `lstmcast fetch SYMBOL`",
+            soft_wrap=True,
+        )
         return
     t = Table(title=escape(f"series in {common.settings(ctx).data_dir}"))
     for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
@@ -125,6 +129,19 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
             color = "bold red" if m["status"] == "damaged" else "yellow"
             con.print(f"[{color}]{escape(m['source'] + ':' + m['symbol'])} {m['interval']}:[/] {escape(m['note'])}",
                       soft_wrap=True)
+
+
+def _data_dir_origin(data_dir: Path) -> str:
+    """Why this folder is the data directory, for a new user wondering where their data went."""
+    import os
+
+    from lstmcast.config import ENV_HOME, default_data_dir
+
+    if data_dir == default_data_dir().resolve():
+        return f"the per-user data folder; --data-dir DIR or ${ENV_HOME} choose another"
+    if os.environ.get(ENV_HOME) and Path(os.environ[ENV_HOME]).expanduser().resolve() == data_dir:
+        return f"from ${ENV_HOME}"
+    return "from --data-dir"
 
 
 def show_cmd(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from lstmcast.cli import common
@@ -13,10 +15,17 @@ def forecasts_cmd(
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
     last: int = typer.Option(10, "--last", "-n", min=1, help="How many recent forecast origins to list."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", metavar="FILE",
+        help="Also write the listed rows to FILE: .csv, .parquet or .json by its suffix.",
+        show_default=False,
+    ),
 ) -> None:
     """Recent forecasts against what happened; live error and hit rate next to the naive forecast's."""
     from lstmcast import forecasts
 
+    if output is not None:
+        common.check_output(output)  # a bad suffix fails before any work
     data_dir = common.settings(ctx).data_dir
     key = forecasts.find_series(data_dir, symbol, interval)
     history = forecasts.load_history(data_dir, key)
@@ -26,6 +35,9 @@ def forecasts_cmd(
     live = forecasts.summary(history)
     origins = sorted(history["origin"].unique())[-last:]
     recent = history[history["origin"].isin(origins)].sort_values(["origin", "run_id", "step"])
+    if output is not None:
+        common.write_output(output, recent)
+        common.err().print(f"wrote {len(recent)} row(s) to {output}", markup=False, soft_wrap=True)
     if as_json:
         common.print_json(
             {

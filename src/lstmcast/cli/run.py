@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lstmcast.cli import common
+from lstmcast.errors import LstmcastError
 
 
 def init_cmd(
@@ -76,10 +77,29 @@ def run_cmd(
     finally:
         lock.__exit__(None, None, None)
     if as_json:
-        common.print_json(summary.to_dict())
+        common.print_json(_structured(summary.to_dict(), data_dir=data_dir, entries=cfg.select(picked)))
     else:
         _render(summary)
     raise typer.Exit(summary.exit_code)
+
+
+def _structured(doc: dict, *, data_dir: Path, entries) -> dict:  # type: ignore[no-untyped-def]
+    """``run --json`` with each entry's forecast as an object (series, run_id, origin, steps with
+    ISO 8601 target times and numbers), read back from the ``latest.json`` this run wrote, instead of
+    the one-line text the table shows."""
+    from lstmcast import forecasts, runner
+
+    by_name = {str(e): e for e in entries}
+    for row in doc["entries"]:
+        text, row["forecast"] = row.get("forecast"), None
+        entry = by_name.get(row["entry"])
+        if text is None or entry is None:
+            continue
+        try:
+            row["forecast"] = forecasts.latest(data_dir, runner.series_key(entry))
+        except LstmcastError as e:  # the run itself succeeded; say what is missing instead of failing it
+            common.warn(f"{row['entry']}: cannot read the forecast just written: {e}")
+    return doc
 
 
 def _render(summary) -> None:

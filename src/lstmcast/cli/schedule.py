@@ -35,6 +35,7 @@ def install_cmd(
     from lstmcast.config import find_config
 
     data_dir = common.settings(ctx).data_dir
+    schedule.check_cron(cron)  # a bad expression is named first, whatever else is missing
     path = find_config(config, data_dir=data_dir)
     if dry_run:
         entry = schedule.entry_line(cron, config_path=path, data_dir=data_dir)

@@ -1,0 +1,115 @@
+"""JSON schemas of the commands' ``--json`` output, as documented in README "JSON output".
+
+Checked with ``jsonschema`` (a dev dependency) in tests/test_cli_json.py.
+"""
+
+from __future__ import annotations
+
+ISO = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"}
+ISO_OR_NULL = {"anyOf": [ISO, {"type": "null"}]}
+NUM_OR_NULL = {"type": ["number", "null"]}
+
+
+def _obj(props: dict, *, optional: tuple[str, ...] = ()) -> dict:
+    return {
+        "type": "object",
+        "properties": props,
+        "required": [k for k in props if k not in optional],
+        "additionalProperties": False,
+    }
+
+
+ERROR = _obj(
+    {"error": _obj({"code": {"type": "integer", "minimum": 1}, "message": {"type": "string", "minLength": 1}})}
+)
+
+FORECAST = _obj(
+    {
+        "series": {"type": "string"},
+        "interval": {"type": "string"},
+        "run_id": {"type": "string"},
+        "origin": ISO,
+        "last_close": {"type": "number"},
+        "made_at": ISO,
+        "level": NUM_OR_NULL,
+        "steps": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "step": {"type": "integer", "minimum": 1},
+                    "target_time": ISO,
+                    "predicted": {"type": "number"},
+                    "lower": NUM_OR_NULL,
+                    "upper": NUM_OR_NULL,
+                }
+            ),
+        },
+    }
+)
+
+FORECASTS = _obj(
+    {
+        "series": {"type": "string"},
+        "interval": {"type": "string"},
+        "live": _obj(
+            {
+                "n": {"type": "integer"},
+                "pending": {"type": "integer"},
+                **{
+                    k: NUM_OR_NULL
+                    for k in (
+                        "mae", "rmse", "naive_mae", "naive_rmse", "skill", "hit_rate", "hit_low", "hit_high",
+                        "coverage",
+                    )
+                },
+            }
+        ),
+        "rows": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "origin": ISO,
+                    "run_id": {"type": "string"},
+                    "step": {"type": "integer", "minimum": 1},
+                    "target_time": ISO,
+                    "predicted": {"type": "number"},
+                    "naive": {"type": "number"},
+                    "lower": NUM_OR_NULL,
+                    "upper": NUM_OR_NULL,
+                    "level": NUM_OR_NULL,
+                    "made_at": ISO,
+                    "actual": NUM_OR_NULL,
+                    "scored_at": ISO_OR_NULL,
+                }
+            ),
+        },
+    }
+)
+
+RUN = _obj(
+    {
+        "run_id": {"type": "string"},
+        "started": ISO,
+        "finished": ISO_OR_NULL,
+        "interrupted": {"type": "boolean"},
+        "exit_code": {"type": "integer"},
+        "entries": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "entry": {"type": "string"},
+                    "fetched": {"type": ["integer", "null"]},
+                    "trained": {"type": ["string", "null"]},
+                    "promoted": {"type": ["boolean", "null"]},
+                    "forecast": {"anyOf": [FORECAST, {"type": "null"}]},
+                    "scored": {"type": "integer"},
+                    "pruned": {"type": "integer"},
+                    "error": {"type": ["string", "null"]},
+                    "seconds": {"type": "number"},
+                    "ok": {"type": "boolean"},
+                }
+            ),
+        },
+    }
+)
