@@ -76,7 +76,7 @@ def main() -> None:
     ray_ex = None
     if not args.no_ray:
         try:
-            from lstmcast.executor_ray import RayExecutor
+            from lstmcast.executor.ray_backend import RayExecutor
 
             t0 = time.perf_counter()
             ray_ex = RayExecutor(workers=2, cpus_per_task=1)

@@ -309,7 +309,7 @@ JOIN_DRIVER = textwrap.dedent(
     import json, sys
     from test_executor import SEEDED_SHARED, collect, seeded_task, seeded_tasks
 
-    from lstmcast.executor_ray import RayExecutor
+    from lstmcast.executor.ray_backend import RayExecutor
 
     # the cluster's workers import this checkout's lstmcast and the tests' task functions
     with RayExecutor(address=sys.argv[1], runtime_env={"env_vars": {"PYTHONPATH": sys.argv[2]}}) as ex:
@@ -371,7 +371,7 @@ def _wait_for_port(port: int, timeout: float) -> bool:
 @pytest.fixture(scope="module")
 def ray_executor():
     """One local Ray runtime for the module (start-up takes seconds): started and shut down by the executor."""
-    from lstmcast.executor_ray import RayExecutor
+    from lstmcast.executor.ray_backend import RayExecutor
 
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()

@@ -444,7 +444,7 @@ def make_executor(
         return SerialExecutor(threads=threads)
     if kind == "local":
         return LocalExecutor(workers=effective, retries=retries, threads=threads)
-    from lstmcast.executor_ray import RayExecutor  # imports ray itself only when one is made
+    from lstmcast.executor.ray_backend import RayExecutor  # imports ray itself only when one is made
 
     return RayExecutor(
         address=ray_address, workers=workers, cpus_per_task=threads, gpus_per_task=gpus_per_task, retries=retries
