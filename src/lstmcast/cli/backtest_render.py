@@ -47,7 +47,12 @@ def _pct(x: float | None, digits: int = 1, sign: bool = False) -> str:
 
 
 def render(report, plot: Path | None, output: Path | None = None) -> None:
-    from rich.table import Table
+    from functools import partial
+
+    from rich import box
+    from rich.table import Table as RichTable
+
+    Table = partial(RichTable, box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
 
     r = report.result
     sc = report.scoring
@@ -101,8 +106,9 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
                           _p(v["step1"]["kupiec_p"]), _p(v["step1"]["christoffersen_p"]),
                           f"{100 * v['mean_width']:.2f}%")
         con.print(c)
-        con.print("Kupiec / Christoffersen p on step 1: small p = wrong miss rate / clustered misses. "
-                  "Pinball per quantile: --json.", soft_wrap=True)
+        con.print(f"* the {sc.intervals} intervals are the ones plotted and exported. Kupiec and "
+                  "Christoffersen p (step 1): small p = wrong miss rate / clustered misses. "
+                  "Pinball per quantile: --json.")
 
     if r.strategies:
         s = Table(title="strategy (1-step forecasts, fees per trade)")
@@ -111,7 +117,7 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
         for name, res in r.strategies.items():
             st = sc.strategies.get(name) if sc else None
             if st is not None and not st.in_market:
-                sharpe, psr = "never in the market", "-"
+                sharpe, psr = "never in market", "-"
             elif st is not None and st.sharpe is not None:
                 sharpe = f"{st.sharpe:.2f} ({st.sharpe_low:.1f}..{st.sharpe_high:.1f})"
                 psr = _p(st.psr) if name != "buy_and_hold" else "-"
@@ -121,8 +127,8 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
                       _pct(res.max_drawdown, 1), str(res.trades))
         con.print(s)
         if sc:
-            con.print("PSR: probability the true Sharpe beats buy-and-hold's.", soft_wrap=True)
-            con.print(f"selection: {sc.selection_note}", soft_wrap=True)
+            con.print("PSR: probability that the true Sharpe beats buy-and-hold's.")
+            con.print(f"selection: {sc.selection_note}", markup=False)
     else:
         con.print("no trading strategy: a value series has no price to trade")
     con.print(f"[bold]{r.verdict}[/]")

@@ -183,7 +183,7 @@ def _score(result: Any, close: np.ndarray, *, intervals: str, bars_per_year: flo
         names = list(trials)
         note = significance.selection_note(deflated, pbo)
         if deflated is not None:
-            note = f"{note} [best: {names[deflated.best]}]"
+            note = f"{note} (best: {names[deflated.best]}; trials: {', '.join(names)})"
     else:
         note = "no trading strategy: nothing to correct for selection"
     return Scoring(
