@@ -304,7 +304,8 @@ def backtest_series(
         scoring = score_backtest(result, prepared.close, intervals=config.intervals,
                                  bars_per_year=result_bpy(key, market))
     setup = {
-        "family": family, "intervals": config.intervals, "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
+        "family": family, "intervals": config.intervals,
+        "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
         "seconds": round(time.perf_counter() - t0, 3),
         "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

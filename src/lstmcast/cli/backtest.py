@@ -58,8 +58,8 @@ def backtest_cmd(
     from lstmcast import train as T
     from lstmcast.cli import backtest_render
     from lstmcast.evaluate.backtest import BacktestConfig
-    from lstmcast.evaluate.report import INTERVAL_CHOICES
     from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
+    from lstmcast.evaluate.report import INTERVAL_CHOICES
     from lstmcast.forecast import backtest_series, default_setup_options
 
     if intervals not in INTERVAL_CHOICES:

@@ -100,7 +100,7 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
         for col in ("intervals", "nominal", "observed", "n", "Kupiec p", "Christ. p", "width"):
             c.add_column(col, justify="left" if col == "intervals" else "right", no_wrap=True)
         for method, by_level in sc.coverage.items():
-            for k, v in by_level.items():
+            for v in by_level.values():
                 mark = "*" if method == sc.intervals else ""
                 c.add_row(f"{method}{mark}", _pct(v["nominal"], 0), _pct(v["observed"]), str(v["n"]),
                           _p(v["step1"]["kupiec_p"]), _p(v["step1"]["christoffersen_p"]),

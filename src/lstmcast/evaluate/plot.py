@@ -97,7 +97,9 @@ def plot_backtest(
     return Path(path)
 
 
-def pit_histogram(ax, pit: dict[str, np.ndarray], *, names: tuple[str, ...] = ("model", "naive"), bins: int = 10) -> None:
+def pit_histogram(
+    ax, pit: dict[str, np.ndarray], *, names: tuple[str, ...] = ("model", "naive"), bins: int = 10
+) -> None:
     """Side-by-side PIT histograms (density; 1.0 everywhere when calibrated) on ``ax``."""
     shown = [n for n in names if n in pit]
     width = 1.0 / bins / (len(shown) + 1)
