@@ -96,3 +96,14 @@ def test_hit_rate_is_tested_per_step_for_longer_horizons():
     hr = score_backtest(res, c).hit_rate["model"]
     assert [s["step"] for s in hr.by_step] == [1, 2, 3]
     assert hr.n_effective <= hr.n
+
+
+def test_backtest_plot_adds_the_pit_histogram(random_walk, tmp_path):
+    from PIL import Image
+
+    from lstmcast.evaluate.plot import plot_backtest
+
+    _, res, sc = random_walk
+    plain = plot_backtest(res, tmp_path / "a.png")
+    with_pit = plot_backtest(res, tmp_path / "b.png", pit=sc.pit)
+    assert Image.open(with_pit).size[1] > Image.open(plain).size[1]
