@@ -192,7 +192,7 @@ def test_model_calibrated_intervals():
 def test_value_series_use_additive_intervals():
     rng = np.random.default_rng(2)
     v = np.cumsum(rng.standard_normal(300))  # crosses zero
-    cfg = BacktestConfig(horizon=1, refit_every=50)
+    cfg = BacktestConfig(horizon=1, refit_every=50, intervals="causal")  # symmetric by construction
 
     def fit(start, end):
         return float(np.mean(np.diff(v[start:end])))

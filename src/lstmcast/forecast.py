@@ -193,12 +193,25 @@ class BacktestReport:
     result: Any  # evaluate.backtest.BacktestResult
     train_seconds_reference: float | None = None
     setup: dict[str, Any] = field(default_factory=dict)
+    scoring: Any = None  # evaluate.report.Scoring
+
+    def table(self):
+        """The per-origin, per-step forecasts (``evaluate.export.forecast_table``)."""
+        from lstmcast.evaluate.export import forecast_table
+
+        return forecast_table(self.result, self.index, self.scoring.chosen.distributions["model"])
 
     def to_dict(self, *, series: bool = False) -> dict[str, Any]:
+        """``series`` adds the older row-index arrays; ``records`` (timestamps) are always there."""
+        from lstmcast.evaluate.export import records
+
         r = self.result
         d = {"series": self.key.spec, "interval": self.key.interval, "setup": self.setup, **r.to_dict(series=series)}
         d["origins_from"] = self.index[r.origins[0]].isoformat()
         d["origins_to"] = self.index[r.origins[-1]].isoformat()
+        if self.scoring is not None:
+            d["scores"] = self.scoring.to_dict()
+            d["records"] = records(self.table())
         return d
 
 
@@ -282,15 +295,25 @@ def backtest_series(
     result = backtest.walk_forward(
         prepared.close, origins=origins, config=config, fit=fit_fold, predict=predict,
         calibrate=calibrate if config.intervals == "model" else None, kind=kind,
-        bars_per_year=calendar.bars_per_year(calendar.parse_interval(key.interval), market),
-        on_progress=on_progress,
+        bars_per_year=result_bpy(key, market), on_progress=on_progress,
     )
+    from lstmcast.evaluate.report import score_backtest
+
+    scoring = None
+    if config.intervals in ("adaptive", "split"):  # both are scored; the config picks the one shown
+        scoring = score_backtest(result, prepared.close, intervals=config.intervals,
+                                 bars_per_year=result_bpy(key, market))
     setup = {
-        "family": family, "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
+        "family": family, "intervals": config.intervals,
+        "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
         "seconds": round(time.perf_counter() - t0, 3),
         "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return BacktestReport(key=key, index=frame.index, result=result, setup=setup)
+    return BacktestReport(key=key, index=frame.index, result=result, setup=setup, scoring=scoring)
+
+
+def result_bpy(key: SeriesKey, market: str) -> float:
+    return calendar.bars_per_year(calendar.parse_interval(key.interval), market)
 
 
 def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,13 @@ def backtest_cmd(
     train_size: int | None = typer.Option(None, "--train-size", help="Rows per fit for --window rolling."),
     fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per trade in basis points."),
     long_short: bool = typer.Option(False, "--long-short", help="Short when the forecast is below minus the fee."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: forecast vs actual, equity curves."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: forecast vs actual, equity, PIT."),
+    intervals: str = typer.Option(
+        "adaptive", "--intervals", help="adaptive (volatility-scaled, ACI) or split conformal; both are scored."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", help="Write every origin and step's forecasts: .csv, .parquet or .json."
+    ),
     use_model: str | None = typer.Option(
         None, "--model", help="Take the model settings from this run [default: the current model's, if any]."
     ),
@@ -41,7 +47,7 @@ def backtest_cmd(
     ),
     threads: int | None = typer.Option(None, "--threads"),
     seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (add the per-origin series with --plot)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON, with the per-origin records."),
 ) -> None:
     """Walk-forward backtest: refit the LSTM as time moves on and score it against naive, drift,
     moving-average and mean-return forecasts on exactly the same origins, with a trading strategy.
@@ -50,10 +56,17 @@ def backtest_cmd(
     last model is reused without peeking.
     """
     from lstmcast import train as T
+    from lstmcast.cli import backtest_render
     from lstmcast.evaluate.backtest import BacktestConfig
     from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
+    from lstmcast.evaluate.report import INTERVAL_CHOICES
     from lstmcast.forecast import backtest_series, default_setup_options
 
+    if intervals not in INTERVAL_CHOICES:
+        from lstmcast.errors import UsageError
+
+        raise UsageError(f"--intervals must be one of {', '.join(INTERVAL_CHOICES)}, got {intervals!r}")
+    backtest_render.check_output(output)
     st = common.store(ctx)
     options: dict[str, Any] = default_setup_options(st, symbol, interval=interval, run_id=use_model)
     if config:
@@ -64,7 +77,7 @@ def backtest_cmd(
     setup = common.training_setup(flags, base=options)
     bt = BacktestConfig(
         horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
-        fee_bps=fee_bps, long_short=long_short, intervals="model", scale_window=MASE_SCALE_WINDOW,
+        fee_bps=fee_bps, long_short=long_short, intervals=intervals, scale_window=MASE_SCALE_WINDOW,
     )
     with contextlib.nullcontext((None, None)) if as_json else _origin_bar(bt) as (on_plan, on_progress):
         report = backtest_series(st, symbol, interval=interval, settings=setup.settings, config=bt,
@@ -74,13 +87,17 @@ def backtest_cmd(
         from lstmcast.evaluate.plot import plot_backtest
 
         plot_backtest(report.result, plot, index=report.index,
-                      title=f"{report.key.spec} {report.key.interval}: {report.result.verdict}")
+                      title=f"{report.key.spec} {report.key.interval}: {report.result.verdict}",
+                      pit=report.scoring.pit if report.scoring else None)
+    if output is not None:
+        backtest_render.write_table(report.table(), output)
     if as_json:
-        d = report.to_dict(series=plot is not None)
+        d = report.to_dict()
         d["plot"] = str(plot) if plot else None
+        d["output"] = str(output) if output else None
         common.print_json(d)
     else:
-        _render(report, plot)
+        backtest_render.render(report, plot, output)
 
 
 @contextlib.contextmanager
@@ -102,45 +119,6 @@ def _origin_bar(bt) -> Iterator[tuple[Any, Any]]:
             bar.update(task, completed=done, total=total)
 
         yield on_plan, on_progress
-
-
-def _render(report, plot: Path | None) -> None:
-    from rich.table import Table
-
-    r = report.result
-    con = common.out()
-    con.print(
-        f"[bold]{report.key.spec}[/] {report.key.interval}: {len(r.origins)} origins "
-        f"{common.fmt_time(report.index[r.origins[0]].isoformat())} .. "
-        f"{common.fmt_time(report.index[r.origins[-1]].isoformat())}, horizon {r.config.horizon}, "
-        f"{r.plan.n_refits} refit(s), {sum(r.fit_seconds):.1f}s fitting"
-    )
-    t = Table(title="forecast accuracy (all steps)")
-    for col in ("forecaster", "MAE", "RMSE", "MAPE %", "MASE", "hit rate (95% CI)"):
-        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
-    for name, m in r.metrics.items():
-        t.add_row(name, common.fmt_num(m.mae), common.fmt_num(m.rmse), common.fmt_num(m.mape, 3),
-                  common.fmt_num(m.mase, 3),
-                  f"{100 * m.hit_rate:.1f}% ({100 * m.hit_low:.0f}-{100 * m.hit_high:.0f})")
-    con.print(t)
-    if r.coverage:
-        cov = ", ".join(f"{100 * lv:g}%: {100 * c['observed']:.1f}% of {c['n']}" for lv, c in r.coverage.items())
-        con.print(f"interval coverage (nominal: observed): {cov}")
-    if r.strategies:
-        s = Table(title="strategy (1-step forecasts, fees applied per trade)")
-        for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
-            s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
-        for name, res in r.strategies.items():
-            d = res.to_dict(series=False)
-            s.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
-                      f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
-                      f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
-        con.print(s)
-    else:
-        con.print("no trading strategy: a value series has no price to trade")
-    con.print(f"[bold]{r.verdict}[/]")
-    if plot is not None:
-        con.print(f"plot: {plot}")
 
 
 def register(app: typer.Typer) -> None:

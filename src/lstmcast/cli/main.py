@@ -242,7 +242,19 @@ def root(
 def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
-    from lstmcast.cli import backtest, data, fetch, forecasts, models, predict, run, schedule, settings_cmd, train
+    from lstmcast.cli import (
+        backtest,
+        data,
+        fetch,
+        forecasts,
+        models,
+        predict,
+        report,
+        run,
+        schedule,
+        settings_cmd,
+        train,
+    )
 
     data.register(app)
     fetch.register(app)
@@ -250,6 +262,7 @@ def _register() -> None:
     models.register(app)
     predict.register(app)
     backtest.register(app)
+    report.register(app)
     run.register(app)
     schedule.register(app)
     forecasts.register(app)

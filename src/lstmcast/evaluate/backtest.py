@@ -31,15 +31,19 @@ from lstmcast.evaluate.strategy import StrategyResult, buy_and_hold, run_strateg
 from lstmcast.jsonable import to_jsonable
 
 WINDOWS = ("expanding", "rolling")
-INTERVAL_METHODS = ("causal", "model", "none")
+INTERVAL_METHODS = ("adaptive", "split", "causal", "model", "none")
 
 
 @dataclass(frozen=True)
 class BacktestConfig:
     """How the walk-forward runs and is scored.
 
-    ``intervals``: "causal" calibrates conformal intervals on the walk-forward's own residuals
-    whose targets were already observed at each origin; "model" asks ``calibrate(model)`` for a
+    ``intervals``: "adaptive" (the default) reads them from ``adaptive.causal_distribution``: the
+    walk-forward's own signed residuals whose targets were already observed at each origin, divided
+    by the EWMA volatility known at their origin (prices), with adaptive conformal inference on each
+    tail; "split" is the same without volatility scaling or adaptation (plain split conformal on
+    those causal residuals); "causal" calibrates symmetric conformal intervals on the absolute
+    causal residuals; "model" asks ``calibrate(model)`` for a
     ``Conformal`` at every refit (e.g. from the model's validation residuals, which precede the
     refit origin); "none" skips intervals.
     """
@@ -50,7 +54,7 @@ class BacktestConfig:
     train_size: int | None = None  # rows per fit for window="rolling"
     ma_window: int = 20
     levels: tuple[float, ...] = (0.8, 0.95)
-    intervals: str = "causal"
+    intervals: str = "adaptive"
     calibration_window: int | None = None  # causal: keep only the most recent residuals
     fee_bps: float = 10.0
     long_short: bool = False
@@ -256,7 +260,13 @@ def walk_forward(
     baselines = baseline_forecasts(c, o, h, ma_window=config.ma_window, kind=kind)
     mode = conformal.mode_for(kind)
 
-    if config.intervals == "causal":
+    if config.intervals in ("adaptive", "split"):
+        from lstmcast.evaluate.report import model_distribution
+
+        dist = model_distribution(c, o, actual, forecast, kind=kind, method=config.intervals,
+                                  levels=config.levels, window=config.calibration_window)
+        bounds = {lv: dist.interval(lv) for lv in config.levels}
+    elif config.intervals == "causal":
         bounds, _ = conformal.causal_intervals(
             forecast, actual, o, levels=config.levels, mode=mode,
             prior=prior_residuals, window=config.calibration_window,

@@ -26,10 +26,12 @@ def plot_backtest(
     index: pd.DatetimeIndex | None = None,
     step: int = 1,
     title: str | None = None,
+    pit: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Write a PNG: top, actual close vs the model's ``step``-ahead forecast with its interval
     bands and the naive forecast; bottom, the model strategy's equity against buy-and-hold (left
-    out for a value series, which has no strategy).
+    out for a value series, which has no strategy); with ``pit`` (forecaster -> PIT values), a
+    PIT histogram of the model's and naive's predictive distributions (flat when calibrated).
 
     ``index`` maps row positions to timestamps for the x axis (row numbers without it).
     """
@@ -51,12 +53,14 @@ def plot_backtest(
         return index[pos] if index is not None else pos
 
     trades = bool(result.strategies)  # a value series has no strategy: forecasts only
+    ratios = [3] + ([2] if trades else []) + ([2] if pit else [])
+    fig = plt.figure(figsize=(11, 2.2 * sum(ratios) / 1.5 + 0.5), constrained_layout=True)
+    grid = fig.add_gridspec(len(ratios), 1, height_ratios=ratios)
+    ax1 = fig.add_subplot(grid[0])
     if trades:
-        fig, (ax1, ax2) = plt.subplots(
-            2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [3, 2]}, constrained_layout=True
-        )
-    else:
-        fig, ax1 = plt.subplots(1, 1, figsize=(11, 4.5), constrained_layout=True)
+        ax2 = fig.add_subplot(grid[1], sharex=ax1)
+    if pit:
+        pit_histogram(fig.add_subplot(grid[-1]), pit)
     # widest band first and lightest, narrower ones drawn darker on top of it
     shades = ["#deebf7", "#9ecae1", "#6baed6"]
     for i, level in enumerate(sorted(result.intervals, reverse=True)):
@@ -91,3 +95,26 @@ def plot_backtest(
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def pit_histogram(
+    ax, pit: dict[str, np.ndarray], *, names: tuple[str, ...] = ("model", "naive"), bins: int = 10
+) -> None:
+    """Side-by-side PIT histograms (density; 1.0 everywhere when calibrated) on ``ax``."""
+    shown = [n for n in names if n in pit]
+    width = 1.0 / bins / (len(shown) + 1)
+    colors = {"model": "#d62728", "naive": "#7f7f7f"}
+    for i, name in enumerate(shown):
+        v = np.asarray(pit[name], dtype="float64").reshape(-1)
+        v = v[np.isfinite(v)]
+        if not len(v):
+            continue
+        counts, edges = np.histogram(v, bins=bins, range=(0.0, 1.0))
+        ax.bar(edges[:-1] + (i + 0.5) * width, counts / len(v) * bins, width=width, align="edge",
+               color=colors.get(name, None), label=f"{name} (n={len(v)})")
+    ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":", label="calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("PIT: forecast CDF at the realised value")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper center", fontsize=8, ncol=3)
+    ax.grid(alpha=0.3)

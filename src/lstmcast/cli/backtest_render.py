@@ -1,0 +1,138 @@
+"""How `lstmcast backtest` shows a result (80 columns) and writes its per-origin table (--output)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lstmcast.cli import common
+
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
+
+
+def check_output(path: Path | None) -> None:
+    """Refuse an unknown --output suffix before any fitting starts."""
+    if path is not None and path.suffix.lower() not in OUTPUT_SUFFIXES:
+        from lstmcast.errors import UsageError
+
+        raise UsageError(f"--output {path}: the suffix must be one of {', '.join(OUTPUT_SUFFIXES)}")
+
+
+def write_table(table, path: Path) -> None:
+    """Write the forecast table atomically as CSV, Parquet or JSON (records), by suffix."""
+    from lstmcast.atomic import write_with
+
+    check_output(path)
+    suffix = path.suffix.lower()
+
+    def write(tmp: Path) -> None:
+        if suffix == ".csv":
+            table.to_csv(tmp, index=False, float_format="%.17g")
+        elif suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_json(tmp, orient="records", double_precision=15)
+
+    write_with(path, write)
+
+
+def _p(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.2f}"
+
+
+def _pct(x: float | None, digits: int = 1, sign: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{100 * x:+.{digits}f}%" if sign else f"{100 * x:.{digits}f}%"
+
+
+def render(report, plot: Path | None, output: Path | None = None) -> None:
+    from functools import partial
+
+    from rich import box
+    from rich.table import Table as RichTable
+
+    Table = partial(RichTable, box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
+
+    r = report.result
+    sc = report.scoring
+    con = common.out()
+    con.print(
+        f"[bold]{report.key.spec}[/] {report.key.interval}: {len(r.origins)} origins "
+        f"{common.fmt_time(report.index[r.origins[0]].isoformat())} .. "
+        f"{common.fmt_time(report.index[r.origins[-1]].isoformat())}, horizon {r.config.horizon}, "
+        f"{r.plan.n_refits} refit(s), {sum(r.fit_seconds):.1f}s fitting"
+    )
+
+    t = Table(title="forecast accuracy (all steps)")
+    for col in ("forecaster", "MAE", "MASE", "hit rate", "always-up", "p"):
+        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+    for name, m in r.metrics.items():
+        hr = sc.hit_rate.get(name) if sc else None
+        if hr is None:
+            hit, base, p = (f"{100 * m.hit_rate:.1f}%" if name != "naive" else "-"), "-", "-"
+        else:
+            hit = f"{100 * hr.hit_rate:.1f}% ({100 * hr.low:.0f}-{100 * hr.high:.0f})"
+            base, p = f"{100 * hr.baseline_hit_rate:.1f}%", _p(hr.p)
+        t.add_row(name, common.fmt_num(m.mae), common.fmt_num(m.mase, 3), hit, base, p)
+    con.print(t)
+    if sc and r.config.horizon > 1 and "model" in sc.hit_rate:
+        steps = ", ".join(f"{s['step']}: {100 * s['hit_rate']:.0f}% vs {100 * s['baseline_hit_rate']:.0f}% "
+                          f"p {_p(s['p'])}" for s in sc.hit_rate["model"].by_step)
+        con.print(f"model hit rate per step vs always-up: {steps}")
+
+    if sc is None:
+        if r.coverage:
+            cov = ", ".join(f"{100 * lv:g}%: {100 * c['observed']:.1f}% of {c['n']}" for lv, c in r.coverage.items())
+            con.print(f"interval coverage (nominal: observed): {cov}")
+    else:
+        rep = sc.chosen
+        levels = [f"{lv:g}" for lv in r.config.levels]
+        d = Table(title=f"predictive distribution ({sc.intervals} intervals, log space)")
+        for col in ("forecaster", "CRPS", "skill", "DM p", "RPS skill", *(f"cov {100 * float(k):g}%" for k in levels)):
+            d.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+        for name, f in rep.forecasters.items():
+            covs = [_pct(f.scores.coverage[k].observed, 0) for k in levels]
+            d.add_row(name, f"{f.scores.crps:.5f}", _pct(f.crps_skill, 1, sign=True) if name != "naive" else "-",
+                      _p(f.crps_dm_p), _pct(f.rps_skill, 1, sign=True), *covs)
+        con.print(d)
+        c = Table(title="model interval coverage: adaptive vs split (all steps)")
+        for col in ("intervals", "nominal", "observed", "n", "Kupiec p", "Christ. p", "width"):
+            c.add_column(col, justify="left" if col == "intervals" else "right", no_wrap=True)
+        for method, by_level in sc.coverage.items():
+            for v in by_level.values():
+                mark = "*" if method == sc.intervals else ""
+                c.add_row(f"{method}{mark}", _pct(v["nominal"], 0), _pct(v["observed"]), str(v["n"]),
+                          _p(v["step1"]["kupiec_p"]), _p(v["step1"]["christoffersen_p"]),
+                          f"{100 * v['mean_width']:.2f}%")
+        con.print(c)
+        con.print(f"* the {sc.intervals} intervals are the ones plotted and exported. Kupiec and "
+                  "Christoffersen p (step 1): small p = wrong miss rate / clustered misses. "
+                  "Pinball per quantile: --json.")
+
+    if r.strategies:
+        s = Table(title="strategy (1-step forecasts, fees per trade)")
+        for col in ("strategy", "total", "Sharpe (95% CI)", "PSR", "in mkt", "max DD", "trades"):
+            s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+        for name, res in r.strategies.items():
+            st = sc.strategies.get(name) if sc else None
+            if st is not None and not st.in_market:
+                sharpe, psr = "never in market", "-"
+            elif st is not None and st.sharpe is not None:
+                sharpe = f"{st.sharpe:.2f} ({st.sharpe_low:.1f}..{st.sharpe_high:.1f})"
+                psr = _p(st.psr) if name != "buy_and_hold" else "-"
+            else:
+                sharpe, psr = common.fmt_num(res.sharpe, 2), "-"
+            s.add_row(name, _pct(res.total_return, 1, sign=True), sharpe, psr, _pct(res.exposure, 0),
+                      _pct(res.max_drawdown, 1), str(res.trades))
+        con.print(s)
+        if sc:
+            con.print("PSR: probability that the true Sharpe beats buy-and-hold's.")
+            con.print(f"selection: {sc.selection_note}", markup=False)
+    else:
+        con.print("no trading strategy: a value series has no price to trade")
+    con.print(f"[bold]{r.verdict}[/]")
+    if plot is not None:
+        con.print(f"plot: {plot}")
+    if output is not None:
+        con.print(f"forecasts: {output}")
