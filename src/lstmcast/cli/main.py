@@ -78,6 +78,7 @@ def _register() -> None:
     # Each command module adds its commands through register(app); its top-level imports stay light
     # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
     from lstmcast.cli import backtest, data, fetch, forecasts, models, predict, run, schedule, settings_cmd, train
+    from lstmcast.cli import status as status_cmd
 
     data.register(app)
     fetch.register(app)
@@ -89,6 +90,7 @@ def _register() -> None:
     schedule.register(app)
     forecasts.register(app)
     settings_cmd.register(app)
+    status_cmd.register(app)
 
 
 _register()

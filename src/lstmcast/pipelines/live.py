@@ -136,7 +136,8 @@ def _drift_of(loaded: Any, prepared: Any, settings: MonitorSettings) -> Check:
 
 
 def _imported(c: Check) -> Check:
-    return replace(c, status="skip", reason=f"imported series, not fetched by `run`: {c.reason.removeprefix('data is stale: ')}")
+    what = c.reason.removeprefix("data is stale: ").removeprefix("data fresh: ")
+    return replace(c, status="skip", reason=f"imported series, not fetched by `run`: {what}")
 
 
 def entry_checks(
