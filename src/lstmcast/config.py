@@ -385,7 +385,7 @@ backups = 5
 # psi_threshold = 0.25
 # ks_alpha = 0.01
 # max_bars_behind = 1     # data older than this many complete bars is stale (fetched series only)
-# max_model_age = "30d"   # unset: models never expire; `predict` warns, `predict --strict` exits 4
+# max_model_age = "30d"   # unset: models never expire; an older model is flagged "stale"
 # max_run_age = "2d"      # no successful run of an entry for this long is stale
 
 # One [[watchlist]] block per series. symbol is "AAPL" or "SOURCE:SYMBOL" ("binance:BTC/USDT");
