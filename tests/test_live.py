@@ -260,3 +260,42 @@ def test_checks_flag_a_series_whose_forecasts_went_bad(tmp_path):
     decay = res.status.check("decay")
     assert decay.flagged and "worse than naive (one-sided DM" in decay.reason
     assert res.status.check("data_age").status == "skip"
+
+
+def test_run_checks_flag_drift_from_the_models_own_training_rows(tmp_path):
+    """A ridge model trained on calm bars; then 60 bars ten times as volatile are stored: the checks
+    ``run`` makes (current model loaded, its training rows) flag drift in the return-based features."""
+    import pandas as pd
+
+    from lstmcast.settings import Settings
+    from lstmcast.train import train_series
+
+    rng = np.random.default_rng(3)
+    key = SeriesKey("import", "CALM", "1d")
+    store = Store(tmp_path)
+
+    def bars(rets: np.ndarray, start: str, p0: float) -> pd.DataFrame:
+        close = p0 * np.exp(np.cumsum(rets))
+        idx = pd.date_range(start, periods=len(rets), freq="D", tz="UTC", name="time")
+        return pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                             "volume": 1000.0}, index=idx)
+
+    calm = bars(rng.normal(0, 0.005, 400), "2025-01-01", 100.0)
+    store.upsert(key, calm, market="crypto")
+    s = Settings(family="linear", lookback=10, val_fraction=0.2)
+    train_series(store, key.spec, interval="1d", settings=s)
+    meta = checkpoint.load_run(tmp_path, key).meta
+    rows = meta["rows"]
+    assert 0 <= rows["start"] < rows["train_end"] <= 400
+
+    now = calm.index[-1] + pd.Timedelta(days=2)
+    same = live.entry_checks(tmp_path, "import:CALM 1d", key, settings=MonitorSettings(), now=now)
+    assert same.status.check("drift").status == "ok" and same.band is not None  # its validation part gives a band
+
+    wild = bars(rng.normal(0, 0.05, 60), str((calm.index[-1] + pd.Timedelta(days=1)).date()), calm["close"].iloc[-1])
+    store.upsert(key, wild, market="crypto")
+    res = live.entry_checks(tmp_path, "import:CALM 1d", key, settings=MonitorSettings(),
+                            now=wild.index[-1] + pd.Timedelta(days=2))
+    drift = res.status.check("drift")
+    assert drift.flagged and "log_return" in drift.values["drifted"], drift.reason
+    assert res.status.check("data_age").status == "ok"  # fetchable by default: 0 bars behind
