@@ -299,3 +299,56 @@ def test_run_checks_flag_drift_from_the_models_own_training_rows(tmp_path):
     drift = res.status.check("drift")
     assert drift.flagged and "log_return" in drift.values["drifted"], drift.reason
     assert res.status.check("data_age").status == "ok"  # fetchable by default: 0 bars behind
+
+
+@pytest.mark.parametrize(("first", "second", "rolled_back"), [("linear", "naive", True), ("naive", "linear", False)])
+def test_rollback_rule_restores_the_predecessor_only_when_the_new_model_is_worse(tmp_path, first, second,
+                                                                                 rolled_back):
+    import pandas as pd
+
+    from lstmcast.settings import Settings
+    from lstmcast.train import train_series
+
+    key = SeriesKey("import", "SINE", "1d")
+    store = Store(tmp_path)
+    n = 300
+    close = 100 + 10 * np.sin(2 * np.pi * np.arange(n) / 25)
+    idx = pd.date_range("2022-01-01", periods=n, freq="D", tz="UTC", name="time")
+    store.upsert(key, pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                                    "volume": 1000.0}, index=idx), market="crypto")
+    frame = store.load(key)
+
+    def model(family: str):
+        run = train_series(store, key.spec, interval="1d", settings=Settings(family=family, lookback=10)).run
+        return checkpoint.load_run(tmp_path, key, run.run_id)
+
+    def forecast(m, origins, made_at):
+        from lstmcast.features import prepare
+
+        prepared = prepare(frame, kind="price", features=m.features)
+        pred = m.predict_close(prepared, origins)[:, 0]
+        for o, p in zip(origins, pred, strict=True):
+            fc = forecasts.Forecast(key=key, run_id=m.run_id, origin=idx[o], last_close=close[o],
+                                    target_times=(idx[o + 1],), predicted=(float(p),), made_at=made_at)
+            forecasts.record(tmp_path, fc, frame=frame)
+
+    prev = model(first)
+    forecast(prev, np.arange(n - 20, n - 12), pd.Timestamp("2026-01-01", tz="UTC"))
+    cur = model(second)
+    forecast(cur, np.arange(n - 12, n - 1), pd.Timestamp("2026-02-01", tz="UTC"))
+    promoted = [{"run_id": "r", "entries": [{"entry": "import:SINE 1d", "ok": True, "promoted": True,
+                                             "trained": cur.run_id}]}]
+
+    assert live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(), records=promoted) is None
+    by_hand = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
+                                  records=[])  # made current by `models promote`: never rolled back
+    assert by_hand is None
+    rb = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
+                             records=promoted)
+    assert rb is not None and rb.predecessor == prev.run_id and rb.origins == 10
+    assert rb.rolled_back is rolled_back, rb.reason
+    assert checkpoint.current_run_id(tmp_path, key) == (prev.run_id if rolled_back else cur.run_id)
+    assert rb.reason.startswith(f"rolled back to {prev.run_id}: " if rolled_back else "kept: ")
+    too_soon = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=12),
+                                   records=promoted)
+    assert too_soon is None  # 11 scored forecasts: the rule waits for 12

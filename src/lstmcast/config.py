@@ -387,6 +387,8 @@ backups = 5
 # max_bars_behind = 1     # data older than this many complete bars is stale (fetched series only)
 # max_model_age = "30d"   # unset: models never expire; an older model is flagged "stale"
 # max_run_age = "2d"      # no successful run of an entry for this long is stale
+# rollback_after = 0      # K > 0: a run-promoted model worse than its predecessor on its first K
+#                         # live forecasts (one-sided DM, p < alpha) is rolled back (README)
 
 # One [[watchlist]] block per series. symbol is "AAPL" or "SOURCE:SYMBOL" ("binance:BTC/USDT");
 # source is optional; interval is 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1wk.
