@@ -352,3 +352,16 @@ def test_rollback_rule_restores_the_predecessor_only_when_the_new_model_is_worse
     too_soon = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=12),
                                    records=promoted)
     assert too_soon is None  # 11 scored forecasts: the rule waits for 12
+
+
+def test_model_age_warnings_for_predict_read_the_config(data_dir, fitted, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.delenv("LSTMCAST_CONFIG", raising=False)
+    run = _save(data_dir, fitted, promote=True)
+    later = pd.Timestamp(run.created) + pd.Timedelta(days=3)
+    assert live.model_age_warnings(data_dir, run.run_id, now=later) == []  # no config file
+    (data_dir / "lstmcast.toml").write_text('[monitor]\nmax_model_age = "2d"\n')
+    (w,) = live.model_age_warnings(data_dir, run.run_id, now=later)
+    assert w == f"model {run.run_id} is 3.0 days old, over max_model_age 2.0 days; retrain it"
+    assert live.model_age_warnings(data_dir, run.run_id, now=later - pd.Timedelta(days=2)) == []

@@ -58,6 +58,25 @@ def model_age_warning(meta: Mapping[str, Any] | None, settings: MonitorSettings 
     return c.reason if c.flagged else None
 
 
+def model_age_warnings(data_dir: Path, run_id: str, *, config: Any = None, now: Any = None) -> list[str]:
+    """``predict``'s model-expiry warning for run ``run_id`` under the ``[monitor] max_model_age`` of
+    the config (``--config``, ``$LSTMCAST_CONFIG`` or ``DATA_DIR/lstmcast.toml``); ``[]`` when there
+    is no config file, no limit, or the model is young enough. An invalid config raises ConfigError."""
+    from lstmcast import registry
+    from lstmcast.config import find_config, load_config
+    from lstmcast.errors import ConfigError
+
+    try:
+        path = find_config(config, data_dir=data_dir)
+    except ConfigError:
+        return []  # no config file: models never expire
+    settings = load_config(path).monitor
+    if settings.max_model_age is None:
+        return []
+    w = model_age_warning(registry.find_run(data_dir, run_id).to_dict(), settings, now)
+    return [w] if w else []
+
+
 # -- run records ---------------------------------------------------------------------------------------
 def last_runs(records: Sequence[Mapping[str, Any]], entry: str) -> tuple[dict[str, Any] | None, str | None]:
     """(the newest run record of ``entry``, as ``monitor.entry_record`` gives it; the finish time of
