@@ -21,7 +21,7 @@ from lstmcast.data.importer import import_file
 from lstmcast.data.store import SeriesKey, Store
 from lstmcast.errors import ConfigError
 from lstmcast.monitor import MonitorSettings
-from lstmcast.pipelines import live
+from lstmcast.pipelines import live, rollback
 
 BTC = SeriesKey("import", "BTC-USD", "1d")
 SECRET = "s3cr3tT0ken42"
@@ -338,17 +338,18 @@ def test_rollback_rule_restores_the_predecessor_only_when_the_new_model_is_worse
     promoted = [{"run_id": "r", "entries": [{"entry": "import:SINE 1d", "ok": True, "promoted": True,
                                              "trained": cur.run_id}]}]
 
-    assert live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(), records=promoted) is None
-    by_hand = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
+    off = rollback.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(), records=promoted)
+    assert off is None  # off by default
+    by_hand = rollback.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
                                   records=[])  # made current by `models promote`: never rolled back
     assert by_hand is None
-    rb = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
+    rb = rollback.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=10),
                              records=promoted)
     assert rb is not None and rb.predecessor == prev.run_id and rb.origins == 10
     assert rb.rolled_back is rolled_back, rb.reason
     assert checkpoint.current_run_id(tmp_path, key) == (prev.run_id if rolled_back else cur.run_id)
     assert rb.reason.startswith(f"rolled back to {prev.run_id}: " if rolled_back else "kept: ")
-    too_soon = live.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=12),
+    too_soon = rollback.rollback_check(tmp_path, "import:SINE 1d", key, settings=MonitorSettings(rollback_after=12),
                                    records=promoted)
     assert too_soon is None  # 11 scored forecasts: the rule waits for 12
 
