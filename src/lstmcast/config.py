@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticCustomError
 
 from lstmcast.errors import ConfigError, LstmcastError
+from lstmcast.monitor.base import MonitorSettings
+from lstmcast.notify import NotifySettings
 from lstmcast.settings import Settings, dotted, key_line, suggest
 
 
@@ -179,6 +181,10 @@ class RunConfig(BaseModel):
     # no forecast from incomplete data; true trains and forecasts from what was stored
     accept_partial_fetch: bool = False
     log: LogSettings = LogSettings()
+    # apprise URLs and the events each hears about (notify.py); never printed, even in errors
+    notify: NotifySettings = NotifySettings()
+    # the live checks after each run and `lstmcast status` (monitor/)
+    monitor: MonitorSettings = MonitorSettings()
     watchlist: tuple[WatchEntry, ...] = ()
 
     @model_validator(mode="before")
@@ -301,6 +307,7 @@ def _config_problems(e: ValidationError, *, text: str, where: str) -> str:
 
             msg = _describe(err)
         scalar = "input" in err and not isinstance(err["input"], dict | list) and err["type"] != "extra_forbidden"
+        scalar = scalar and loc[:1] != ("notify",)  # a value under [notify] may be (part of) a secret URL
         got = f" (got {err['input']!r})" if scalar else ""
         parts.append(f"{at}: {dotted(loc)}: {msg}{got}")
     return parts[0] if len(parts) == 1 else f"{len(parts)} problems: " + "; ".join(parts)
@@ -371,6 +378,30 @@ holdout = 60
 level = "INFO"
 max_bytes = 1000000
 backups = 5
+
+# Notifications after each `lstmcast run` (one message per run) through apprise: webhooks (json://,
+# form://), Slack, Telegram, Discord, ntfy, e-mail... URLs hold secrets: they are never printed or
+# logged (shown masked). Events: run_failed, entry_failed, promoted, decay, drift, stale.
+# [notify]
+# urls = ["json://127.0.0.1:8080/hook"]          # every event goes here
+# title = "lstmcast"
+# [[notify.targets]]                              # or only some events to a target
+# url = "tgram://BOT_TOKEN/CHAT_ID"
+# events = ["run_failed", "entry_failed", "stale"]
+
+# The live checks after each run (also shown by `lstmcast status`); these are the defaults.
+# [monitor]
+# window = 20             # scored forecasts per decay / coverage check
+# alpha = 0.05            # coverage binomial test (and the decay DM test without a backtest band)
+# band_quantile = 0.95    # decay: live MAE ratio above this quantile of the validation's rolling ratios
+# drift_rows = 60         # newest feature rows compared with the training rows (PSI and KS)
+# psi_threshold = 0.25
+# ks_alpha = 0.01
+# max_bars_behind = 1     # data older than this many complete bars is stale (fetched series only)
+# max_model_age = "30d"   # unset: models never expire; an older model is flagged "stale"
+# max_run_age = "2d"      # no successful run of an entry for this long is stale
+# rollback_after = 0      # K > 0: a run-promoted model worse than its predecessor on its first K
+#                         # live forecasts (one-sided DM, p < alpha) is rolled back (README)
 
 # One [[watchlist]] block per series. symbol is "AAPL" or "SOURCE:SYMBOL" ("binance:BTC/USDT");
 # source is optional; interval is 1m, 5m, 15m, 30m, 1h, 4h, 1d or 1wk.

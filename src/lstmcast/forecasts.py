@@ -125,6 +125,13 @@ def latest_path(data_dir: Path, key: SeriesKey) -> Path:
     return folder(data_dir, key) / "latest.json"
 
 
+def checks_path(data_dir: Path, key: SeriesKey) -> Path:
+    """The last run's live checks of this series (written by ``pipelines.live``)."""
+    from lstmcast.workspace import CHECKS
+
+    return folder(data_dir, key) / CHECKS
+
+
 def empty_history() -> pd.DataFrame:
     return _typed(pd.DataFrame({c: [] for c in HISTORY_COLUMNS}))
 

@@ -4,6 +4,8 @@
   ``LockedError`` (exit code 75) at once instead of piling up behind a slow one.
 * ``run_logging(data_dir, ...)``: ``{data_dir}/logs/lstmcast.log`` (rotated, plain text, no colour
   codes) plus the terminal; removed again on exit so in-process callers do not collect handlers.
+* ``append_run_record`` / ``run_records``: ``{data_dir}/logs/runs.jsonl``, one JSON line per run
+  (run id, start, end, per-entry outcome), appended under a lock; ``lstmcast status`` reads it.
 * ``sigterm_stops()``: SIGTERM becomes ``InterruptedRun`` (exit code 130). Inside
   ``stop.critical()`` the exception is held back until the block ends, so a multi-file update
   finishes; single-file writes are atomic anyway, so a write cut short is simply abandoned.
@@ -13,16 +15,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import logging.handlers
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from lstmcast.errors import InterruptedRun, LockedError
+from lstmcast.errors import InterruptedRun, LockedError, StoreError
 
 LOGGER_NAME = "lstmcast"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -149,3 +153,57 @@ def sigterm_stops() -> Iterator[StopRequest]:
         yield stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# -- the run record -------------------------------------------------------------------------------
+RUN_RECORD_KEYS = ("run_id", "started", "finished", "interrupted", "exit_code", "entries")
+ENTRY_RECORD_KEYS = ("entry", "ok", "error", "fetched", "trained", "promoted", "forecast", "seconds")
+
+
+def run_record(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The line ``runs.jsonl`` keeps of a ``RunSummary.to_dict()``: the run and each entry's outcome."""
+    out = {k: summary.get(k) for k in RUN_RECORD_KEYS if k != "entries"}
+    out["entries"] = [{k: e.get(k) for k in ENTRY_RECORD_KEYS} for e in summary.get("entries") or []]
+    return out
+
+
+def append_run_record(data_dir: Path, record: Mapping[str, Any]) -> Path:
+    """Append one JSON line to ``logs/runs.jsonl`` under its lock, flushed and fsynced.
+
+    One ``write`` of one line under the lock: a reader sees whole lines, or a last line cut short
+    by a crash, which ``run_records`` skips."""
+    from filelock import FileLock
+
+    from lstmcast.workspace import runs_log_path
+
+    path = runs_log_path(data_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(dict(record), sort_keys=True, separators=(",", ":"), default=str) + "\n"
+    try:
+        with FileLock(str(path) + ".lock", timeout=30), open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise StoreError(f"cannot append to the run record {path}: {e}") from e
+    return path
+
+
+def run_records(data_dir: Path) -> list[dict[str, Any]]:
+    """Every run record, oldest first; lines that are not whole JSON objects are skipped."""
+    from lstmcast.workspace import runs_log_path
+
+    path = runs_log_path(data_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise StoreError(f"cannot read the run record {path}: {e}") from e
+    out = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(line)
+            if isinstance(rec, dict):
+                out.append(rec)
+    return out

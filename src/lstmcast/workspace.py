@@ -6,7 +6,9 @@
     DATA_DIR/models/{source}/{symbol}/{interval}/{run_id}/       one model run (registry.py)
     DATA_DIR/models/{source}/{symbol}/{interval}/current         {"run_id": ...}
     DATA_DIR/forecasts/ ...                                      forecast history (forecasts.py)
+    DATA_DIR/forecasts/{source}/{symbol}/{interval}/checks.json  the last run's live checks (pipelines/live.py)
     DATA_DIR/logs/lstmcast.log                                   the run log (runlog.py)
+    DATA_DIR/logs/runs.jsonl                                     one record per `lstmcast run` (runlog.py)
 
 A run id read from a file (the ``current`` pointer) is data, not a path: it must match
 ``RUN_ID_RE`` and resolve to a direct child of its series folder, or it is refused.
@@ -24,12 +26,18 @@ MODELS = "models"
 FORECASTS = "forecasts"
 LOGS = "logs"
 CURRENT = "current"
+CHECKS = "checks.json"
+RUNS_LOG = "runs.jsonl"
 # 20261121T101500123Z-ab12cd (registry.new_run_id; ids of early versions had no milliseconds)
 RUN_ID_RE = re.compile(r"^\d{8}T\d{6}(\d{3})?Z-[0-9a-f]{6}$")
 
 
 def models_root(data_dir: Path) -> Path:
     return Path(data_dir) / MODELS
+
+
+def runs_log_path(data_dir: Path) -> Path:
+    return Path(data_dir) / LOGS / RUNS_LOG
 
 
 def run_folder(series_folder: Path, run_id: str, *, what: str | None = None) -> Path:

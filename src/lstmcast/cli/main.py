@@ -255,6 +255,7 @@ def _register() -> None:
         settings_cmd,
         train,
     )
+    from lstmcast.cli import status as status_cmd
 
     data.register(app)
     fetch.register(app)
@@ -267,6 +268,7 @@ def _register() -> None:
     schedule.register(app)
     forecasts.register(app)
     settings_cmd.register(app)
+    status_cmd.register(app)
 
 
 _register()

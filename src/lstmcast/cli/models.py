@@ -1,4 +1,4 @@
-"""`lstmcast models list` and `lstmcast models show`."""
+"""`lstmcast models list`, `lstmcast models show` and `lstmcast models promote`."""
 
 from __future__ import annotations
 
@@ -93,7 +93,39 @@ def show_cmd(
         con.print(f"  beats naive: {'yes' if meta.get('beats_naive') else 'no'}")
 
 
+def promote_cmd(
+    ctx: typer.Context,
+    run: str = typer.Argument(..., help="A run id (or a unique prefix of one)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Make an earlier complete run the current model of its series (a manual rollback).
+
+    Refuses interrupted and incomplete runs. Recorded in DATA_DIR/logs/lstmcast.log. The next
+    `lstmcast run` treats it as the champion a new challenger must beat.
+    """
+    from lstmcast import runlog
+    from lstmcast.pipelines import live
+
+    data_dir = common.settings(ctx).data_dir
+    r = live.promote(data_dir, run)
+    if r.changed:
+        with runlog.run_logging(data_dir, terminal=False) as log:
+            log.info("models promote: run %s of %s %s is current (was %s)", r.run_id, r.series, r.interval,
+                     r.previous or "none")
+    if as_json:
+        common.print_json(r.to_dict())
+        return
+    con = common.out()
+    if r.changed:
+        con.print(f"run {r.run_id} is now the current model of {r.series} {r.interval} (was {r.previous or 'none'})",
+                  markup=False, soft_wrap=True)
+    else:
+        con.print(f"run {r.run_id} is already the current model of {r.series} {r.interval}", markup=False,
+                  soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     models_app.command("list")(list_cmd)
     models_app.command("show")(show_cmd)
+    models_app.command("promote")(promote_cmd)
     app.add_typer(models_app, name="models")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
@@ -40,12 +41,17 @@ def run_cmd(
 ) -> None:
     """Fetch, retrain, promote and forecast every watchlist entry; the command cron runs.
 
+    After the run, each entry's live checks (decay, coverage, drift, staleness) go to the log and to
+    checks.json beside its forecast history, the run to DATA_DIR/logs/runs.jsonl, and one
+    notification to the [notify] URLs; neither the checks nor a notification changes the exit code.
+
     Exit codes: 0 all entries succeeded, 3 some failed, 1 all failed, 75 another run holds the
     lock, 130 stopped by SIGTERM or Ctrl-C. Logs go to DATA_DIR/logs/lstmcast.log.
     """
     from lstmcast import runlog, runner
     from lstmcast.config import find_config, load_config
-    from lstmcast.errors import LockedError
+    from lstmcast.errors import InterruptedRun, LockedError
+    from lstmcast.pipelines import live
 
     settings = common.settings(ctx)
     data_dir = settings.data_dir
@@ -65,21 +71,35 @@ def run_cmd(
     try:
         with runlog.run_logging(data_dir, **logs) as log, runlog.sigterm_stops() as stop:
             log.info("config %s, data directory %s", path, data_dir)
-            summary = runner.run_watchlist(
-                data_dir,
-                cfg,
-                only=picked,
-                force=force,
-                steps=runner.default_steps(data_dir, cfg),
-                log=log,
-                stop=stop,
+            started = _utc_iso()
+            try:
+                summary = runner.run_watchlist(
+                    data_dir,
+                    cfg,
+                    only=picked,
+                    force=force,
+                    steps=runner.default_steps(data_dir, cfg),
+                    log=log,
+                    stop=stop,
+                )
+            except InterruptedRun:
+                # the summary so far stays inside the runner; record that the run did not finish
+                with contextlib.suppress(Exception):
+                    runlog.append_run_record(data_dir, {"run_id": None, "started": started, "finished": _utc_iso(),
+                                                        "interrupted": True, "exit_code": 130, "entries": []})
+                raise
+            report = live.after_run(
+                data_dir, cfg, summary.to_dict(), entries=cfg.select(picked), key_of=runner.series_key,
+                is_fetchable=runner.is_fetchable, log=log,
             )
     finally:
         lock.__exit__(None, None, None)
     if as_json:
-        common.print_json(_structured(summary.to_dict(), data_dir=data_dir, entries=cfg.select(picked)))
+        common.print_json({**_structured(summary.to_dict(), data_dir=data_dir, entries=cfg.select(picked)),
+                           **report.to_dict()})
     else:
         _render(summary)
+        _render_live(report)
     raise typer.Exit(summary.exit_code)
 
 
@@ -100,6 +120,25 @@ def _structured(doc: dict, *, data_dir: Path, entries) -> dict:  # type: ignore[
         except LstmcastError as e:  # the run itself succeeded; say what is missing instead of failing it
             common.warn(f"{row['entry']}: cannot read the forecast just written: {e}")
     return doc
+
+
+def _utc_iso() -> str:
+    import datetime as dt
+
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _render_live(report) -> None:
+    con = common.out()
+    for e in report.entries:
+        if e.error:
+            con.print(f"{e.entry}: live checks not computed: {e.error}", markup=False, soft_wrap=True)
+        for c in e.checks:
+            if c.flagged:
+                con.print(f"{e.entry}: {c.name}: {c.reason}", style="yellow", markup=False, soft_wrap=True)
+    for d in report.deliveries:
+        what = "sent" if d.delivered else f"NOT delivered ({d.error})"
+        con.print(f"notification to {d.target}: {what}", markup=False, soft_wrap=True)
 
 
 def _render(summary) -> None:

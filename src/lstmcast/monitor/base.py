@@ -72,6 +72,9 @@ class MonitorSettings(BaseModel):
     max_bars_behind: Annotated[int, Field(ge=0)] = 1
     max_model_age: Duration | None = None  # None: models never expire
     max_run_age: Duration | None = dt.timedelta(days=2)
+    # automatic rollback (pipelines.live.rollback_check): 0 = off; K = judge a model a run promoted on
+    # its first K live forecasts against its predecessor's forecasts at the same origins
+    rollback_after: Annotated[int, Field(ge=0, le=10_000)] = 0
 
 
 def to_utc(value: Any) -> pd.Timestamp | None:
