@@ -111,5 +111,28 @@ RUN = _obj(
                 }
             ),
         },
+        # the live checks after the run (README "Live checks, notifications and lstmcast status")
+        "checks": {
+            "type": "object",
+            "additionalProperties": _obj(
+                {
+                    "flags": {"type": "array", "items": {"type": "string"}},
+                    "error": {"type": ["string", "null"]},
+                    "checks": {
+                        "type": "object",
+                        "additionalProperties": _obj(
+                            {"status": {"enum": ["ok", "flag", "skip"]}, "reason": {"type": "string"}}
+                        ),
+                    },
+                }
+            ),
+        },
+        "events": {
+            "type": "array",
+            "items": _obj({"kind": {"type": "string"}, "message": {"type": "string"},
+                           "entry": {"type": ["string", "null"]}}),
+        },
+        "notifications": {"type": "array", "items": {"type": "object"}},
+        "rollbacks": {"type": "array", "items": {"type": "object"}},
     }
 )
