@@ -6,18 +6,21 @@ import json
 import math
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lstmcast.config import AppSettings
+if TYPE_CHECKING:  # config imports pydantic: `lstmcast --help` and `--version` must not pay for it
+    from lstmcast.config import AppSettings
 
 PIPE_WIDTH = 160
 
 
 def settings(ctx: typer.Context) -> AppSettings:
+    from lstmcast.config import AppSettings
+
     root = ctx.find_root()
     obj = root.obj
     if not isinstance(obj, AppSettings):  # invoked without the root callback (should not happen)

@@ -72,8 +72,8 @@ def _rounds_stacked(
     n, block = len(origins), m + n_syn
     names = tuple(prepared.names)
     real_rows = origins[:, None] + np.arange(-m + 1, 1)[None, :]  # [n, m], all >= 0 (t >= lookback - 1)
-    raw = np.empty((n, block, prepared.raw.shape[1]), dtype=prepared.raw.dtype)
-    close = np.empty((n, block), dtype="float64")
+    raw = np.zeros((n, block, prepared.raw.shape[1]), dtype=prepared.raw.dtype)  # unfilled rows: read, unused
+    close = np.zeros((n, block), dtype="float64")
     raw[:, :m] = prepared.raw[real_rows]
     close[:, :m] = prepared.close[real_rows]
     # the neutral values of the features a close cannot give (causal: rows <= t only)
