@@ -83,6 +83,12 @@ def test_recursive_forecast_and_calibration_read_no_row_after_the_origin(cli, da
     b = recursive_residuals(loaded.fitted, cut, horizon=6, mode="log", last_row=t)
     np.testing.assert_array_equal(a, b)
     assert np.isfinite(a).any() and np.isnan(a[-1, -1])  # the last origins' far targets are after t
+    # what a backtest fold calibrates on: direct residuals for steps <= 2, recursive ones after
+    from lstmcast.forecasters.recursive import calibration_residuals
+
+    c = calibration_residuals(loaded.fitted, cut, horizon=6, mode="log", last_row=t)
+    np.testing.assert_allclose(c[: len(loaded.residuals), :2], loaded.residuals, rtol=1e-12)
+    np.testing.assert_array_equal(c[: len(a), 2:], a[:, 2:])
 
 
 # -- parity of the numpy artifact with torch on saved runs ----------------------------------------

@@ -34,7 +34,7 @@ def predict_cmd(
     model: str | None = typer.Option(None, "--model", help="Run id to use instead of the current model."),
     levels: str = typer.Option("80,95", "--levels", help="Prediction-interval levels in percent."),
     device: str = typer.Option(
-        "cpu", "--device", help="cpu: numpy, no torch; cuda, cuda:N or mps: torch on that device."
+        "cpu", "--device", help="cpu: numpy, no torch; cuda, cuda:N, mps or auto: torch on that device."
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when any warning is raised."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: a list, one object per series."),
@@ -53,8 +53,8 @@ def predict_cmd(
 
     store = common.store(ctx)
     lv = _levels(levels)
-    if device not in ("cpu", "mps") and not device.startswith("cuda"):
-        raise UsageError(f"--device {device!r}: expected cpu, cuda, cuda:N or mps")
+    if device not in ("cpu", "mps", "auto") and not device.startswith("cuda"):
+        raise UsageError(f"--device {device!r}: expected cpu, cuda, cuda:N, mps or auto")
     symbols = list(symbols or [])
     if all_series and symbols:
         raise UsageError("give SYMBOLs or --all, not both")

@@ -136,3 +136,27 @@ def recursive_residuals(
             res = actual - pred
     res[~seen] = np.nan
     return res
+
+
+def calibration_residuals(
+    fitted: Any, prepared: Prepared, *, horizon: int, mode: str, last_row: int
+) -> np.ndarray:
+    """Held-out residuals for ``horizon`` steps, ``[n, horizon]`` (NaN-padded; ``conformal.fit`` skips NaNs).
+
+    Direct steps: the fit's own validation residuals (``val_actual`` vs ``val_pred``). Recursive
+    steps: ``recursive_residuals`` with targets ``<= last_row``. A backtest fold passes
+    ``last_row = fitted.end - 1`` (its refit origin), predict the forecast origin.
+    """
+    h = fitted.features.horizon
+    with np.errstate(all="ignore"):
+        a, p = np.asarray(fitted.val_actual, dtype="float64"), np.asarray(fitted.val_pred, dtype="float64")
+        direct = np.log(a / p) if mode == "log" else a - p
+    direct = direct.reshape(len(a), -1)[:, : min(h, horizon)]
+    if horizon <= h:
+        return direct
+    rec = recursive_residuals(fitted, prepared, horizon=horizon, mode=mode, last_row=last_row)[:, h:]
+    n = max(len(direct), len(rec))
+    out = np.full((n, horizon), np.nan)
+    out[: len(direct), :h] = direct
+    out[: len(rec), h:] = rec
+    return out
