@@ -8,7 +8,13 @@
    against ``python -c "import lstmcast.forecasters.rnn.numpy_forward"``, and a whole cold forecast
    from saved weights (import, load the safetensors file, one window); medians and ratios.
    ``--with-torch`` adds ``python -c "import torch"``, the cost the numpy path avoids.
-Usage: python bench/bench_predict.py [--threads N] [--cold-runs N] [--with-torch]
+3. The command, whole cold processes against the same ``import pandas, pyarrow`` reference:
+   ``lstmcast predict BTC-USD`` (a small LSTM trained once here on the bundled sample),
+   ``lstmcast --help``, and ``lstmcast predict --all`` over 50 stored series (the sample imported
+   under 50 symbols, a tiny model trained once per series in this set-up), plus that 50-series
+   call in-process (no start-up). Targets (issue 14, quiet 2-core machine): predict <= 0.5 s and
+   <= 2.5x the reference, --help <= 0.15 s, 50 series <= 2 s.
+Usage: python bench/bench_predict.py [--threads N] [--cold-runs N] [--with-torch] [--no-cli] [--series 50]
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ def main() -> None:
     ap.add_argument("--batch-repeats", type=int, default=7, help="4,096-window forward passes of each")
     ap.add_argument("--cold-runs", type=int, default=7, help="cold processes of each kind")
     ap.add_argument("--with-torch", action="store_true", help='also time a cold `python -c "import torch"`')
+    ap.add_argument("--no-cli", action="store_true", help="skip part 3 (the lstmcast command processes)")
+    ap.add_argument("--series", type=int, default=50, help="stored series for the many-series predict")
     args = ap.parse_args()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(args.threads)  # before numpy/torch load their thread pools
@@ -136,6 +144,66 @@ def main() -> None:
     for name, s in cold.items():
         print(f"  {name:26} {s:7.3f} s   ratio to pandas+pyarrow {s / ref:5.2f}")
     print(f"load average now: {', '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+    if not args.no_cli:
+        bench_cli(runs=args.cold_runs, n_series=args.series, env=env)
+        print(f"load average now: {', '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "samples" / "BTC-USD_1d_coinbase.csv"
+TINY = {"lookback": 20, "hidden": 8, "layers": 1, "epochs": 1, "threads": 1, "seed": 0}
+
+
+def cold_argv_medians(argvs: dict[str, list[str]], *, runs: int, env: dict[str, str]) -> dict[str, float]:
+    """Whole processes, interleaved; output discarded. A non-zero exit fails the benchmark."""
+    times: dict[str, list[float]] = {name: [] for name in argvs}
+    for _ in range(runs):
+        for name, argv in argvs.items():
+            t0 = time.perf_counter()
+            subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def bench_cli(*, runs: int, n_series: int, env: dict[str, str]) -> None:
+    from lstmcast.data.importer import import_file
+    from lstmcast.data.store import SeriesKey, Store
+    from lstmcast.pipelines.predict import predict_many, series_with_models
+    from lstmcast.train import setup_from_options, train_series
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        store = Store(home)
+        t0 = time.perf_counter()
+        import_file(store, SAMPLE, symbol="BTC-USD")
+        frame = store.load(store.resolve("BTC-USD", "1d")).iloc[-300:]  # 300 bars: quick tiny models
+        setup = setup_from_options(TINY)
+        kw = {"features": setup.features, "model": setup.model, "train": setup.train, "family": setup.family}
+        train_series(store, "BTC-USD", **kw)
+        for i in range(n_series - 1):
+            store.upsert(SeriesKey("import", f"S{i:02d}", "1d"), frame, market="crypto")
+            train_series(store, f"S{i:02d}", **kw)
+        print(f"lstmcast commands: {n_series} series with a tiny LSTM each (look-back 20, hidden 8), "
+              f"set up in {time.perf_counter() - t0:.0f} s; median of {runs} interleaved cold processes")
+        cli = [sys.executable, "-m", "lstmcast", "--data-dir", str(home)]
+        cold = cold_argv_medians({
+            "import pandas, pyarrow": [sys.executable, "-c", "import pandas, pyarrow"],
+            "lstmcast --help": [*cli, "--help"],
+            "lstmcast predict BTC-USD": [*cli, "predict", "BTC-USD"],
+            f"lstmcast predict --all ({n_series})": [*cli, "predict", "--all"],
+        }, runs=runs, env=env)
+        keys = series_with_models(store)
+        assert len(keys) == n_series, len(keys)
+        t0 = time.perf_counter()
+        batch = predict_many(store, keys)
+        warm = time.perf_counter() - t0
+        assert not batch.failures, batch.failures[0]
+    ref = cold["import pandas, pyarrow"]
+    targets = {"lstmcast --help": "target <= 0.15 s", "lstmcast predict BTC-USD": "target <= 0.5 s and <= 2.5x",
+               f"lstmcast predict --all ({n_series})": "target <= 2 s"}
+    for name, s in cold.items():
+        print(f"  {name:30} {s:7.3f} s   ratio to pandas+pyarrow {s / ref:5.2f}   {targets.get(name, '')}")
+    print(f"  {'predict ' + str(n_series) + ' series in-process':30} {warm:7.3f} s   "
+          f"({warm / n_series * 1e3:.1f} ms per series, no start-up)")
 
 
 if __name__ == "__main__":

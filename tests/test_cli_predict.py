@@ -38,7 +38,8 @@ def test_predict_strict_exits_4_on_warnings(cli, trained):
 def test_predict_json(cli, trained):
     r = cli("predict", "RW", "--json", "--levels", "90")
     assert r.exit_code == 0, r.output
-    d = json.loads(r.stdout)
+    [d] = json.loads(r.stdout)  # a list: one object per series
+    assert d["ok"] is True and d["series"] == "import:RW"
     assert d["model"]["run_id"] == trained
     step = d["forecast"][0]
     assert set(step["intervals"]) == {"0.9"}
@@ -104,7 +105,7 @@ def test_predict_and_backtest_take_a_unique_run_id_prefix(cli, trained):
     prefix = trained[:-3]
     r = cli("predict", "RW", "--model", prefix, "--json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["model"]["run_id"] == trained
+    assert json.loads(r.stdout)[0]["model"]["run_id"] == trained
     r = cli("backtest", "RW", "--model", prefix, "--refit-every", "100", "--start", "2020-07-10", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["setup"]["features"]["lookback"] == 10

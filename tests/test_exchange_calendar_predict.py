@@ -38,7 +38,7 @@ def forecast_dates(cli, spec: str) -> list[str]:
     assert r.exit_code == 0, r.output
     r = cli("predict", spec, "--json")
     assert r.exit_code == 0, r.output
-    return [s["time"][:10] for s in json.loads(r.stdout)["forecast"]]
+    return [s["time"][:10] for s in json.loads(r.stdout)[0]["forecast"]]
 
 
 def test_yahoo_metadata_names_the_market():

@@ -76,8 +76,13 @@ def test_predict_report_steps_intervals_and_naive(store):
     assert w2 > w1
     one = forecast.predict_series(store, "RW", now=frame.index[-1], horizon=1)
     assert len(one.steps) == 1 and one.steps[0].predicted == rep.steps[0].predicted
-    with pytest.raises(UsageError, match="forecasts 2 step"):
-        forecast.predict_series(store, "RW", horizon=3)
+    # beyond the trained horizon: recursive, not refused
+    three = forecast.predict_series(store, "RW", now=frame.index[-1], horizon=3)
+    assert [s.method for s in three.steps] == ["direct", "direct", "recursive"]
+    assert [s.predicted for s in three.steps[:2]] == [s.predicted for s in rep.steps]
+    assert three.steps[2].intervals[0.8][0] < three.steps[2].predicted < three.steps[2].intervals[0.8][1]
+    with pytest.raises(UsageError, match="at least 1"):
+        forecast.predict_series(store, "RW", horizon=0)
 
 
 def test_predict_calendar_equity_skips_weekend_and_holiday(store):

@@ -50,6 +50,12 @@ def test_state_round_trip_predicts_the_same(family, prepared):
     assert meta["family"] == family and all(isinstance(v, np.ndarray) for v in tensors.values())
     back = load_artifact(family, tensors, meta)
     origins = np.arange(50, 60)
+    if family in ("lstm", "gru"):
+        # on the CPU the recurrent families load as the numpy artifact (no torch): float32 rounding apart
+        assert type(back).__name__ == "NumpyFitted"
+        np.testing.assert_allclose(back.predict_close(prepared, origins), fitted.predict_close(prepared, origins),
+                                   rtol=1e-5)
+        back = load_artifact(family, tensors, meta, device="torch")
     np.testing.assert_array_equal(back.predict_close(prepared, origins), fitted.predict_close(prepared, origins))
 
 

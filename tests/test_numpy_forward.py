@@ -212,7 +212,7 @@ def test_saved_run_numpy_matches_torch(store, data_dir, target):
     assert model.arch == nf.Architecture("lstm", 2, 8, len(report.fitted.feature_names), 3)
     assert model.dtype == np.float32  # as saved
 
-    loaded = checkpoint.load_run(data_dir, key)
+    loaded = checkpoint.load_run(data_dir, key, device="torch")  # the torch artifact, to compare against
     prepared = F.prepare(frame, kind="price", features=feats)
     origins = np.arange(feats.lookback - 1, len(prepared))
     x = nf.windows(loaded.fitted.scaler.transform(prepared.raw), feats.lookback, origins)

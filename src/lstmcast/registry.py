@@ -444,6 +444,13 @@ def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
     return out
 
 
+def current_series(data_dir: Path) -> list[SeriesKey]:
+    """Every series whose models folder has a ``current`` pointer (not read or verified here), sorted."""
+    root = Path(data_dir) / "models"
+    keys = [k for p in sorted(root.glob(f"*/*/*/{CURRENT}")) if p.is_file() and (k := _key_of(p.parent))]
+    return sorted(keys, key=lambda k: (k.source, k.symbol, k.interval))
+
+
 def _key_of(folder: Path) -> SeriesKey | None:
     try:
         return SeriesKey(folder.parent.parent.name, symbol_from_dirname(folder.parent.name), folder.name)

@@ -591,8 +591,8 @@ class _RealSteps:
     def forecast(self, entry: WatchEntry) -> Any:
         import math
 
-        from lstmcast.forecast import predict_series
         from lstmcast.forecasts import Forecast
+        from lstmcast.pipelines.predict import predict_series  # numpy on the CPU: no torch import
 
         key = series_key(entry)
         r = predict_series(self.store, key.spec, interval=key.interval, levels=(FORECAST_LEVEL,))

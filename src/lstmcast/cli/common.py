@@ -10,14 +10,16 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from lstmcast.config import AppSettings
 from lstmcast.errors import LstmcastError
+
+if TYPE_CHECKING:  # config imports pydantic: `lstmcast --help` and `--version` must not pay for it
+    from lstmcast.config import AppSettings
 
 PIPE_WIDTH = 160
 # ctx.meta keys (meta is shared by every context of one invocation)
@@ -27,6 +29,8 @@ OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 
 
 def settings(ctx: typer.Context) -> AppSettings:
+    from lstmcast.config import AppSettings
+
     root = ctx.find_root()
     obj = root.obj
     if not isinstance(obj, AppSettings):  # invoked without the root callback (should not happen)

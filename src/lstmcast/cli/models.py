@@ -76,12 +76,12 @@ def show_cmd(
     )
     con.print(f"  features  {meta['features']}  inputs {meta['feature_names']}")
     con.print(f"  model     {meta['model']}")
-    tr = meta["train"]
+    tr = meta.get("train") or {}  # a linear or baseline run records no seed, lr or batch
     con.print(
         f"  training  best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
-        f"on {meta['device']}, seed {tr['seed']}, lr {tr['lr']}, batch {tr['batch_size']}"
+        f"on {meta['device']}, seed {tr.get('seed', '-')}, lr {tr.get('lr', '-')}, batch {tr.get('batch_size', '-')}"
     )
-    con.print(f"  versions  lstmcast {meta['versions']['lstmcast']}, torch {meta['versions']['torch']}")
+    con.print(f"  versions  lstmcast {meta['versions']['lstmcast']}, torch {meta['versions'].get('torch') or '-'}")
     m = meta.get("metrics") or {}
     if m:
         for who in ("model", "naive"):

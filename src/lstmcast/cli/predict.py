@@ -21,60 +21,114 @@ def _levels(text: str) -> tuple[float, ...]:
 
 def predict_cmd(
     ctx: typer.Context,
-    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL of a stored series."),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
-    horizon: int | None = typer.Option(None, "--horizon", help="Steps to show [default: the model's horizon]."),
+    symbols: list[str] | None = typer.Argument(
+        None, help="SYMBOL or SOURCE:SYMBOL of stored series (one or more).", show_default=False
+    ),
+    all_series: bool = typer.Option(False, "--all", help="Every stored series with a current model."),
+    interval: str | None = typer.Option(
+        None, "--interval", "-i", help="Bar interval [default: 1d; with --all: every interval].", show_default=False
+    ),
+    horizon: int | None = typer.Option(
+        None, "--horizon", help="Steps to forecast [default: the model's horizon]; beyond it: recursive."
+    ),
     model: str | None = typer.Option(None, "--model", help="Run id to use instead of the current model."),
     levels: str = typer.Option("80,95", "--levels", help="Prediction-interval levels in percent."),
+    device: str = typer.Option(
+        "cpu", "--device", help="cpu: numpy, no torch; cuda, cuda:N, mps or auto: torch on that device."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit with code 4 when any warning is raised."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: a list, one object per series."),
 ) -> None:
     """Forecast the next bars with the current model: predicted close, change, conformal intervals, naive.
 
-    Intervals are split-conformal from the model's held-out residuals, per horizon step. Warns
-    when the data is stale, when the model has not seen many newer bars, or when the model
-    belongs to another series; with --strict those warnings exit with code 4.
+    Several symbols (or --all) give one table, one row per symbol and step. Steps up to the
+    model's trained horizon are direct; later steps (--horizon N) feed the model's own predictions
+    back (recursive). Intervals are split-conformal from held-out residuals of forecasts made the
+    same way, per step. Warns when the data is stale, when the model has not seen many newer bars,
+    or when the model belongs to another series; with --strict those warnings exit with code 4.
+    A series that fails is reported on stderr (and in the JSON); the others still print; exit 3.
     """
-    from lstmcast.errors import EXIT_STRICT
-    from lstmcast.forecast import predict_series
+    from lstmcast.errors import EXIT_STRICT, UsageError
+    from lstmcast.pipelines.predict import predict_many, predict_series, series_with_models
 
-    report = predict_series(
-        common.store(ctx), symbol, interval=interval, run_id=model, horizon=horizon, levels=_levels(levels)
-    )
-    if as_json:
-        common.print_json(report.to_dict())
+    store = common.store(ctx)
+    lv = _levels(levels)
+    if device not in ("cpu", "mps", "auto") and not device.startswith("cuda"):
+        raise UsageError(f"--device {device!r}: expected cpu, cuda, cuda:N, mps or auto")
+    symbols = list(symbols or [])
+    if all_series and symbols:
+        raise UsageError("give SYMBOLs or --all, not both")
+    if all_series:
+        specs = series_with_models(store, interval=interval)
+        if not specs:
+            raise UsageError("--all: no stored series has a current model; run `lstmcast train SYMBOL` first")
+    elif not symbols:
+        raise UsageError("name at least one SYMBOL, or use --all")
     else:
-        _render(report)
-    for w in report.warnings:
-        common.warn(w)
-    if strict and report.warnings:
+        specs = symbols
+    if len(specs) == 1 and not all_series:
+        # one series: its error is the command's error, with its own exit code
+        report = predict_series(store, symbols[0], interval=interval or "1d", run_id=model, horizon=horizon,
+                                levels=lv, device=device)
+        results, code = [report], 0
+    else:
+        batch = predict_many(store, specs, interval=interval or "1d", run_id=model, horizon=horizon,
+                             levels=lv, device=device)
+        results, code = batch.results, batch.exit_code
+    if as_json:
+        common.print_json([r.to_dict() for r in results])
+    else:
+        _render(results, lv)
+    warned = False
+    for r in results:
+        if hasattr(r, "warnings"):
+            for w in r.warnings:
+                common.warn(f"{r.key.spec}: {w}" if len(results) > 1 else w)
+                warned = True
+        else:
+            common.print_error(RuntimeError(f"{r.spec} {r.interval}: {r.error}"))
+    if code:
+        raise typer.Exit(code)
+    if strict and warned:
         raise typer.Exit(EXIT_STRICT)
 
 
-def _render(report) -> None:
+def _render(results: list, levels: tuple[float, ...]) -> None:
     from rich.table import Table
 
     con = common.out()
-    con.print(
-        f"[bold]{report.key.spec}[/] {report.key.interval}  last bar {common.fmt_time(report.data_last.isoformat())} "
-        f"close {common.fmt_num(report.last_close)}"
-    )
-    con.print(
-        f"model {report.run_id} (trained on data up to {common.fmt_time(report.model_data_last)}); "
-        f"intervals from {report.calibration_n} held-out residuals"
-    )
-    t = Table()
-    for col in ("step", "time", "predicted", "change", *(f"{100 * lv:g}% interval" for lv in report.levels), "naive"):
-        t.add_column(col, justify="left" if col == "time" else "right", no_wrap=True)
-    for s in report.steps:
-        bands = []
-        for lv in report.levels:
-            lo, hi = s.intervals.get(lv, (float("nan"), float("nan")))
-            bands.append(f"{common.fmt_num(lo)} .. {common.fmt_num(hi)}")
-        t.add_row(
-            str(s.step), common.fmt_time(s.time.isoformat()), common.fmt_num(s.predicted),
-            f"{s.change_pct:+.2f}%", *bands, common.fmt_num(s.naive),
+    reports = [r for r in results if hasattr(r, "steps")]
+    if not reports:
+        return
+    many = len(results) > 1
+    if not many:
+        report = reports[0]
+        con.print(
+            f"[bold]{report.key.spec}[/] {report.key.interval}  last bar "
+            f"{common.fmt_time(report.data_last.isoformat())} close {common.fmt_num(report.last_close)}"
         )
+        rec = sum(s.method == "recursive" for s in report.steps)
+        con.print(
+            f"model {report.run_id} ({report.family}, {report.trained_horizon} step(s), trained on data up to "
+            f"{common.fmt_time(report.model_data_last)}); intervals from {report.calibration_n} held-out residuals"
+            + (f"; steps after {report.trained_horizon} are recursive" if rec else "")
+        )
+    t = Table()
+    cols = (*(("series", "model") if many else ()), "step", "method", "time", "predicted", "change",
+            *(f"{100 * lv:g}% interval" for lv in levels), "naive")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("time", "series", "model", "method") else "right", no_wrap=True)
+    for report in reports:
+        for s in report.steps:
+            bands = []
+            for lv in levels:
+                lo, hi = s.intervals.get(lv, (float("nan"), float("nan")))
+                bands.append(f"{common.fmt_num(lo)} .. {common.fmt_num(hi)}")
+            head = (f"{report.key.spec} {report.key.interval}", report.run_id) if many else ()
+            t.add_row(
+                *head, str(s.step), s.method, common.fmt_time(s.time.isoformat()), common.fmt_num(s.predicted),
+                f"{s.change_pct:+.2f}%", *bands, common.fmt_num(s.naive),
+            )
     con.print(t)
 
 

@@ -35,9 +35,21 @@ def forecaster(settings: Any) -> Forecaster:
 
 
 def load_artifact(family: str, tensors: dict[str, np.ndarray], meta: dict[str, Any], *, device: str = "cpu") -> Fitted:
-    """Rebuild a fitted artifact from what ``Fitted.state`` gave (the registry's job is the files)."""
+    """Rebuild a fitted artifact from what ``Fitted.state`` gave (the registry's job is the files).
+
+    The recurrent families load as the numpy artifact (no torch import) on ``device="cpu"``; any
+    other device (``cuda``, ``cuda:N``, ``mps``, ``auto``, or ``torch`` for torch on the CPU) gives
+    the torch artifact on that device.
+    """
     if family in RNN_FAMILIES:
+        if device in ("cpu", "numpy"):
+            from lstmcast.forecasters.rnn.numpy_fitted import NumpyFitted
+
+            return NumpyFitted.from_state(tensors, {**meta, "family": family})
         from lstmcast.forecasters.rnn.loop import Fitted as RNNFitted
+
+        if device == "torch":
+            device = "cpu"
 
         return RNNFitted.from_state(tensors, meta, device=device)
     if family == "linear":

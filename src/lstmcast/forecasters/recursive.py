@@ -1,0 +1,162 @@
+"""Forecasts beyond a model's trained horizon, for every family: feed its own predictions back.
+
+A model trained for ``H`` steps forecasts ``t+1 .. t+H`` directly. For ``N > H`` steps the
+predicted closes become synthetic bars after ``t`` and the model forecasts again from ``t+H``,
+``t+2H``, ... ("recursive"), for the return and the price targets alike. A synthetic bar has only
+a close, so its features are derived from it where they can be (``log_return``, ``diff``,
+``level``) and held at a neutral, causal value where they cannot: ``log_range`` at its mean over
+the look-back rows up to ``t``, ``log_volume_change`` at 0 (volume unchanged). Nothing after the
+origin ``t`` is read.
+
+The intervals of the recursive steps are calibrated like the direct ones: split-conformal
+residuals of the *recursive* forecasts made at the run's held-out validation origins
+(``recursive_residuals``), counting only targets at or before a given last row, so a backtest fold
+or a prediction never calibrates on bars after its own origin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from lstmcast.errors import UsageError
+from lstmcast.features import Prepared
+
+METHOD_DIRECT = "direct"
+METHOD_RECURSIVE = "recursive"
+# Families whose forecast at origin t reads feature rows t-lookback+1 .. t and close[t] only: their
+# extended histories can be stacked and forecast in one call per round.
+WINDOW_FAMILIES = ("lstm", "gru", "linear")
+
+
+def methods(trained_horizon: int, horizon: int) -> list[str]:
+    """The method of each step 1..horizon: direct up to the trained horizon, recursive after."""
+    return [METHOD_DIRECT if s <= trained_horizon else METHOD_RECURSIVE for s in range(1, horizon + 1)]
+
+
+def predict_ahead(fitted: Any, prepared: Prepared, origins: np.ndarray, *, horizon: int | None = None) -> np.ndarray:
+    """Predicted close for bars ``t+1 .. t+horizon`` at each origin ``t``: ``[n, horizon]``.
+
+    Steps up to the model's trained horizon are its direct forecast (``fitted.predict_close``);
+    later steps are recursive. Reads rows ``<= t`` only. ``horizon=None``: the trained horizon.
+    """
+    trained = fitted.features.horizon
+    n_steps = trained if horizon is None else int(horizon)
+    if n_steps < 1:
+        raise UsageError(f"--horizon must be at least 1 (got {n_steps})")
+    origins = np.asarray(origins, dtype="int64").reshape(-1)
+    direct = fitted.predict_close(prepared, origins)
+    if n_steps <= trained or origins.size == 0:
+        return np.asarray(direct[:, :n_steps], dtype="float64")
+    out = np.full((len(origins), n_steps), np.nan)
+    out[:, :trained] = direct
+    rounds = -(-n_steps // trained) - 1  # forecasts after the direct one
+    if getattr(fitted, "family", None) in WINDOW_FAMILIES:
+        _rounds_stacked(fitted, prepared, origins, out, rounds)
+    else:
+        for i, t in enumerate(origins):
+            _rounds_stacked(fitted, prepared, origins[i : i + 1], out[i : i + 1], rounds, history=int(t) + 1)
+    return out
+
+
+def _rounds_stacked(
+    fitted: Any, prepared: Prepared, origins: np.ndarray, out: np.ndarray, rounds: int, *, history: int | None = None
+) -> None:
+    """Fill ``out[:, H:]`` in place. Each origin gets its own block: ``history`` real rows up to ``t``
+    (default: the look-back) followed by ``H * rounds`` synthetic rows; one forecast per round."""
+    h = fitted.features.horizon
+    lb = fitted.features.lookback
+    m = lb if history is None else history
+    n_syn = h * rounds
+    n, block = len(origins), m + n_syn
+    names = tuple(prepared.names)
+    real_rows = origins[:, None] + np.arange(-m + 1, 1)[None, :]  # [n, m], all >= 0 (t >= lookback - 1)
+    raw = np.zeros((n, block, prepared.raw.shape[1]), dtype=prepared.raw.dtype)  # unfilled rows: read, unused
+    close = np.zeros((n, block), dtype="float64")
+    raw[:, :m] = prepared.raw[real_rows]
+    close[:, :m] = prepared.close[real_rows]
+    # the neutral values of the features a close cannot give (causal: rows <= t only)
+    hold = np.zeros((n, len(names)))
+    if "log_range" in names:
+        j = names.index("log_range")
+        hold[:, j] = raw[:, m - min(lb, m) : m, j].astype("float64").mean(axis=1)
+    starts = np.arange(n) * block
+    for r in range(1, rounds + 1):
+        lo, hi = m + (r - 1) * h, m + r * h  # the synthetic rows this round adds: the previous round's steps
+        new = out[:, (r - 1) * h : r * h]
+        close[:, lo:hi] = new
+        prev = close[:, lo - 1 : hi - 1]
+        with np.errstate(all="ignore"):
+            for j, name in enumerate(names):
+                if name == "log_return":
+                    col = np.log(new / prev)
+                elif name == "diff":
+                    col = new - prev
+                elif name == "level":
+                    col = new
+                else:  # log_range, log_volume_change
+                    col = np.broadcast_to(hold[:, j : j + 1], new.shape)
+                raw[:, lo:hi, j] = col
+        ext = Prepared(
+            index=prepared.index[:0], close=close.reshape(-1), raw=raw.reshape(n * block, -1),
+            kind=prepared.kind, names=names, target=np.full(n * block, np.nan),
+        )
+        at = starts + hi - 1
+        # a NaN forecast (or a non-positive one under log features) ends that origin's chain
+        ok = np.isfinite(close[:, :hi]).all(axis=1) & np.isfinite(raw[:, :hi]).all(axis=(1, 2))
+        pred = np.full((n, h), np.nan)
+        if ok.any():
+            pred[ok] = fitted.predict_close(ext, at[ok])
+        take = min(h, out.shape[1] - r * h)
+        out[:, r * h : r * h + take] = pred[:, :take]
+
+
+def recursive_residuals(
+    fitted: Any, prepared: Prepared, *, horizon: int, mode: str, last_row: int
+) -> np.ndarray:
+    """Held-out residuals ``[n, horizon]`` of ``predict_ahead`` at the run's validation origins.
+
+    A residual whose target bar lies after ``last_row`` (the forecast origin being calibrated) is
+    NaN, so is one with a non-positive forecast in log mode; ``conformal.fit`` skips NaNs.
+    """
+    val = np.asarray(fitted.val_origins, dtype="int64").reshape(-1)
+    lb = fitted.features.lookback
+    val = val[(val >= lb - 1) & (val < min(last_row, len(prepared) - 1))]
+    if val.size == 0:
+        return np.empty((0, horizon))
+    pred = predict_ahead(fitted, prepared, val, horizon=horizon)
+    rows = val[:, None] + np.arange(1, horizon + 1)[None, :]
+    seen = rows <= last_row
+    actual = np.where(seen, prepared.close[np.minimum(rows, len(prepared) - 1)], np.nan)
+    with np.errstate(all="ignore"):
+        if mode == "log":
+            res = np.log(actual / pred)
+        else:
+            res = actual - pred
+    res[~seen] = np.nan
+    return res
+
+
+def calibration_residuals(
+    fitted: Any, prepared: Prepared, *, horizon: int, mode: str, last_row: int
+) -> np.ndarray:
+    """Held-out residuals for ``horizon`` steps, ``[n, horizon]`` (NaN-padded; ``conformal.fit`` skips NaNs).
+
+    Direct steps: the fit's own validation residuals (``val_actual`` vs ``val_pred``). Recursive
+    steps: ``recursive_residuals`` with targets ``<= last_row``. A backtest fold passes
+    ``last_row = fitted.end - 1`` (its refit origin), predict the forecast origin.
+    """
+    h = fitted.features.horizon
+    with np.errstate(all="ignore"):
+        a, p = np.asarray(fitted.val_actual, dtype="float64"), np.asarray(fitted.val_pred, dtype="float64")
+        direct = np.log(a / p) if mode == "log" else a - p
+    direct = direct.reshape(len(a), -1)[:, : min(h, horizon)]
+    if horizon <= h:
+        return direct
+    rec = recursive_residuals(fitted, prepared, horizon=horizon, mode=mode, last_row=last_row)[:, h:]
+    n = max(len(direct), len(rec))
+    out = np.full((n, horizon), np.nan)
+    out[: len(direct), :h] = direct
+    out[: len(rec), h:] = rec
+    return out
