@@ -28,6 +28,12 @@ META_DATA_DIR = "lstmcast.data_dir"  # --data-dir given after the subcommand
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 
 
+def is_app_settings(obj: object) -> bool:
+    """``obj`` is an ``AppSettings``, without importing config (and pydantic) just to ask."""
+    config = sys.modules.get("lstmcast.config")
+    return config is not None and isinstance(obj, config.AppSettings)
+
+
 def settings(ctx: typer.Context) -> AppSettings:
     from lstmcast.config import AppSettings
 

@@ -36,7 +36,7 @@ def _leaf_data_dir(ctx: typer.Context, value: Path | None) -> None:
     if ctx.resilient_parsing:
         return
     root = ctx.find_root()
-    if isinstance(root.obj, common.AppSettings):
+    if common.is_app_settings(root.obj):
         from lstmcast.config import resolve_data_dir
 
         root.obj = dataclasses.replace(root.obj, data_dir=resolve_data_dir(value))
@@ -44,7 +44,7 @@ def _leaf_data_dir(ctx: typer.Context, value: Path | None) -> None:
 
 def _leaf_verbose(ctx: typer.Context, value: bool) -> None:
     root = ctx.find_root()
-    if value and isinstance(root.obj, common.AppSettings):
+    if value and common.is_app_settings(root.obj):
         root.obj = dataclasses.replace(root.obj, verbose=True)
         common.route_warnings(verbose=True)
 

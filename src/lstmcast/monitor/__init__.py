@@ -29,14 +29,22 @@ The rules (defaults in ``MonitorSettings``):
   last successful run is older than ``max_run_age`` (or there is none).
 """
 
-from lstmcast.monitor.base import Check, Duration, MonitorSettings, Status, parse_duration
-from lstmcast.monitor.drift import PSI_EPS, check_drift, psi
-from lstmcast.monitor.skill import DecayBand, check_coverage, check_decay, decay_band, scored_forecasts
-from lstmcast.monitor.staleness import check_data_age, check_model_age, check_run_age, interval_delta
-from lstmcast.monitor.status import EntryStatus, entry_record, entry_status
+import importlib
+from typing import Any
 
-__all__ = [
-    "PSI_EPS", "Check", "DecayBand", "Duration", "EntryStatus", "MonitorSettings", "Status", "check_coverage",
-    "check_data_age", "check_decay", "check_drift", "check_model_age", "check_run_age", "decay_band",
-    "entry_record", "entry_status", "interval_delta", "parse_duration", "psi", "scored_forecasts",
-]
+# Names load on first use (PEP 562): config imports ``monitor.base`` for its settings model, and
+# that must not pull in pandas and scipy (shell completion and ``--help`` go through config).
+_WHERE = {
+    **dict.fromkeys(("Check", "Duration", "MonitorSettings", "Status", "parse_duration"), "base"),
+    **dict.fromkeys(("PSI_EPS", "check_drift", "psi"), "drift"),
+    **dict.fromkeys(("DecayBand", "check_coverage", "check_decay", "decay_band", "scored_forecasts"), "skill"),
+    **dict.fromkeys(("check_data_age", "check_model_age", "check_run_age", "interval_delta"), "staleness"),
+    **dict.fromkeys(("EntryStatus", "entry_record", "entry_status"), "status"),
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lstmcast.monitor' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"lstmcast.monitor.{_WHERE[name]}"), name)

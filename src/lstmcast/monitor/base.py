@@ -6,12 +6,14 @@ import datetime as dt
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from lstmcast.jsonable import to_jsonable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Status = Literal["ok", "flag", "skip"]
 
@@ -78,6 +80,8 @@ class MonitorSettings(BaseModel):
 
 
 def to_utc(value: Any) -> pd.Timestamp | None:
+    import pandas as pd
+
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     t = pd.Timestamp(value)
@@ -87,6 +91,8 @@ def to_utc(value: Any) -> pd.Timestamp | None:
 
 
 def age_text(td: pd.Timedelta | dt.timedelta) -> str:
+    import pandas as pd
+
     s = pd.Timedelta(td).total_seconds()
     if s >= 2 * 86400:
         return f"{s / 86400:.1f} days"
