@@ -47,6 +47,19 @@ def test_predict_json(cli, trained):
     assert d["warnings"] and "stale" in d["warnings"][0]
 
 
+def test_predict_warns_of_a_model_past_max_model_age(cli, data_dir, trained):
+    import time
+
+    r = cli("predict", "RW", "--json")
+    assert not any("max_model_age" in w for w in json.loads(r.stdout)[0]["warnings"])  # no config: no limit
+    (data_dir / "lstmcast.toml").write_text("[monitor]\nmax_model_age = 1   # seconds\n")
+    time.sleep(1.2)
+    r = cli("predict", "RW", "--json")
+    assert r.exit_code == 0, r.output
+    [aged] = [w for w in json.loads(r.stdout)[0]["warnings"] if "max_model_age" in w]
+    assert trained in aged and "retrain" in aged
+
+
 def test_predict_without_model_says_train_first(cli, data_dir):
     Store(data_dir).upsert(SeriesKey("import", "RW", "1d"), random_walk_frame(100, seed=2), market="crypto")
     r = cli("predict", "RW")

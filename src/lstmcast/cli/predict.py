@@ -75,6 +75,11 @@ def predict_cmd(
         batch = predict_many(store, specs, interval=interval or "1d", run_id=model, horizon=horizon,
                              levels=lv, device=device)
         results, code = batch.results, batch.exit_code
+    from lstmcast.pipelines import live
+
+    for r in results:  # [monitor] max_model_age: an expired model warns (and --strict fails)
+        if hasattr(r, "warnings"):
+            r.warnings.extend(live.model_age_warnings(store.root, r.run_id))
     if as_json:
         common.print_json([r.to_dict() for r in results])
     else:
