@@ -307,9 +307,10 @@ def backtest_many(
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> MultiBacktest:
     """Backtest ``families`` on every series in ``specs``; refits × families × series go through one
-    ``executor.map`` (a plain in-process loop without one). ``settings_for(spec)`` gives each series'
-    settings (its horizon sets the backtest's). A series that cannot be read or planned, or a
-    family whose refit fails, fails alone: it is listed in ``failures``.
+    ``executor.map`` (a plain in-process loop without one). ``executor`` is an ``executor.Executor``
+    or a callable ``n_tasks -> Executor``, made once the plan has counted the tasks and closed here.
+    ``settings_for(spec)`` gives each series' settings (its horizon sets the backtest's).
+    A series that cannot be read or planned, or a family whose refit fails, fails alone: it is listed in ``failures``.
     """
     if not specs:
         raise UsageError("no series to backtest")
@@ -334,24 +335,15 @@ def backtest_many(
         seen[sp.key.spec] = spec
         plans.append(sp)
 
-    threads = getattr(executor, "threads", None)
-    tasks = [t for sp in plans for t in refit_tasks(sp, families, threads=threads)]
-    if on_plan is not None:
-        on_plan(len(tasks), plans)
-    shared = {sp.key.spec: sp.prepared for sp in plans}
-    outputs: dict[str, Any] = {}
-    if executor is None:
-        for i, t in enumerate(tasks):
-            try:
-                outputs[t.key] = run_refit(t.payload, shared)
-            except Exception as e:  # a task fails alone, as it would on any executor
-                outputs[t.key] = TaskFailure(t.key, describe_error(e), traceback=traceback.format_exc())
-            if on_progress:
-                on_progress(i + 1, len(tasks), t.key)
-    elif tasks:
-        with executor.map(run_refit, tasks, shared=shared, on_progress=on_progress) as stream:
-            for key, value in stream:
-                outputs[key] = value
+    n_tasks = sum(sp.plan.n_refits for sp in plans) * len(families)
+    owned = executor is not None and not hasattr(executor, "map")  # a factory: n_tasks -> Executor
+    if owned:
+        executor = executor(n_tasks) if n_tasks else None
+    try:
+        outputs = _run_tasks(plans, families, executor=executor, on_plan=on_plan, on_progress=on_progress)
+    finally:
+        if owned and executor is not None:
+            executor.close()
 
     results: list[SeriesBacktest] = []
     for sp in plans:
@@ -379,7 +371,34 @@ def backtest_many(
             results.append(SeriesBacktest(key=sp.key, index=sp.index, kind=sp.kind, results=per_family,
                                           setup=setup, failures=series_failures))
     return MultiBacktest(series=results, failures=failures, families=tuple(families), alpha=config.alpha,
-                         seconds=time.perf_counter() - t0, tasks=len(tasks))
+                         seconds=time.perf_counter() - t0, tasks=n_tasks)
+
+
+def _run_tasks(
+    plans: list[SeriesPlan], families: Sequence[str], *, executor: Any,
+    on_plan: Callable[[int, list[SeriesPlan]], None] | None,
+    on_progress: Callable[[int, int, str], None] | None,
+) -> dict[str, Any]:
+    """Every refit of every family on every series through one map; results by task key."""
+    threads = getattr(executor, "threads", None)
+    tasks = [t for sp in plans for t in refit_tasks(sp, families, threads=threads)]
+    if on_plan is not None:
+        on_plan(len(tasks), plans)
+    shared = {sp.key.spec: sp.prepared for sp in plans}  # sent once per worker (Ray: put once)
+    outputs: dict[str, Any] = {}
+    if executor is None:
+        for i, t in enumerate(tasks):
+            try:
+                outputs[t.key] = run_refit(t.payload, shared)
+            except Exception as e:  # a task fails alone, as it would on any executor
+                outputs[t.key] = TaskFailure(t.key, describe_error(e), traceback=traceback.format_exc())
+            if on_progress:
+                on_progress(i + 1, len(tasks), t.key)
+    elif tasks:
+        with executor.map(run_refit, tasks, shared=shared, on_progress=on_progress) as stream:
+            for key, value in stream:
+                outputs[key] = value
+    return outputs
 
 
 # -- one family on one series (the historical entry point) ---------------------------------------
