@@ -168,7 +168,8 @@ def test_cli_json_single_series_keeps_the_old_schema_and_adds_the_leaderboard(cl
     d = json.loads(r.stdout)
     assert d["plan"]["n_refits"] == 2 and d["verdict"].startswith("beats naive: ")
     assert [row["forecaster"] for row in d["leaderboard"]][:2] == ["lstm", "linear"]
-    assert set(d["families"]) == {"lstm", "linear"} and len(d["families"]["linear"]["series"]["forecast"]) == d["n_origins"]
+    assert set(d["families"]) == {"lstm", "linear"}
+    assert len(d["families"]["linear"]["series"]["forecast"]) == d["n_origins"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and d["plot"] == str(png)
 
 
