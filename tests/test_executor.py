@@ -375,7 +375,10 @@ def ray_executor():
 
     ray = pytest.importorskip("ray")
     assert not ray.is_initialized()
+    before = signal.getsignal(signal.SIGTERM)
     ex = RayExecutor(workers=2)  # ray.init(num_cpus=2, include_dashboard=False)
+    # Ray's own SIGTERM handler (sys.exit(15)) would bypass cancellation and outlive the executor
+    assert signal.getsignal(signal.SIGTERM) is before
     try:
         yield ex
     finally:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,10 @@ class RayExecutor:
                 runtime_env["env_vars"] = env_vars
             if runtime_env:
                 options["runtime_env"] = runtime_env
+            # ray.init replaces the process's SIGTERM handler with sys.exit(15) and never puts it back:
+            # keep ours, so SIGTERM still cancels the tasks and exits 130 (and nothing leaks past close)
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGTERM) if main else None
             try:
                 # "auto" goes to Ray as is: only a cluster it finds itself gets this machine's auth token
                 ray.init(address=address, **options)
@@ -128,6 +134,9 @@ class RayExecutor:
                     f"cannot join the Ray cluster at {address}: {' '.join(str(e).split())} (a cluster with token "
                     "authentication and an explicit address needs RAY_AUTH_MODE=token and its token)"
                 ) from None
+            finally:
+                if main and previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
             self._owned = True
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_task, 1e-9)))
         self._remote = ray.remote(_ray_call)
