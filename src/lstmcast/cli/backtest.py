@@ -337,7 +337,7 @@ def _render_failures(multi) -> None:
     con = common.err()
     con.print(f"[red]{len(multi.failures)} failed[/]:")
     for f in multi.failures:
-        con.print(f"  {f.line()}", markup=False, highlight=False)
+        con.print(f"  {f.line()}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
