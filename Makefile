@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PYTHON) bench/bench_predict.py
 	$(PYTHON) bench/bench_executor.py
 	$(PYTHON) bench/bench_sine.py
+	$(PYTHON) bench/bench_backtest_parallel.py
 
 # Build a wheel and install it, non-editable, into a throw-away venv; then use it from outside the repo.
 wheel-check: $(STAMP)

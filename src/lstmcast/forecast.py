@@ -1,5 +1,5 @@
-"""``backtest_series`` (walk-forward refits of the LSTM, scored against the baselines); ``predict_series``
-lives in ``pipelines.predict`` and is re-exported here for old imports.
+"""The two forecasting paths over a stored series: ``predict_series`` (from a saved model) and
+``backtest_series`` (walk-forward refits of the LSTM, scored against the baselines).
 
 Both build features once (``features.prepare``, causal: row t uses bars <= t) and hand the model
 only rows up to each origin; scalers are fitted inside ``train.fit`` on training rows only.
@@ -7,9 +7,6 @@ only rows up to each origin; scalers are fitted inside ``train.fit`` on training
 
 from __future__ import annotations
 
-import datetime as dt
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,147 +16,177 @@ import pandas as pd
 from lstmcast.data import calendar
 from lstmcast.data.store import SeriesKey, Store
 from lstmcast.errors import DataError, UsageError
+from lstmcast.evaluate.conformal import DEFAULT_LEVELS
 
-# -- predict: moved to pipelines.predict; these names stay importable from here -----------------
-from lstmcast.pipelines.predict import (  # noqa: E402,F401
-    MODEL_LAG_WARN_BARS,
-    PredictReport,
-    PredictStep,
-    predict_series,
-    staleness,
-)
+MODEL_LAG_WARN_BARS = 5  # warn when the store has more than this many bars the model never saw
 
-# -- backtest ----------------------------------------------------------------------------------
+
+# -- predict -----------------------------------------------------------------------------------
 
 
 @dataclass
-class BacktestReport:
+class PredictStep:
+    step: int
+    time: pd.Timestamp
+    predicted: float
+    change_pct: float
+    naive: float
+    intervals: dict[float, tuple[float, float]]  # level -> (lo, hi)
+
+
+@dataclass
+class PredictReport:
     key: SeriesKey
-    index: pd.DatetimeIndex
-    result: Any  # evaluate.backtest.BacktestResult
-    train_seconds_reference: float | None = None
-    setup: dict[str, Any] = field(default_factory=dict)
-    scoring: Any = None  # evaluate.report.Scoring
+    run_id: str
+    model_key: SeriesKey
+    model_data_last: str | None
+    data_last: pd.Timestamp
+    last_close: float
+    kind: str
+    market: str
+    levels: tuple[float, ...]
+    steps: list[PredictStep]
+    calibration_n: int
+    warnings: list[str] = field(default_factory=list)
 
-    def table(self):
-        """The per-origin, per-step forecasts (``evaluate.export.forecast_table``)."""
-        from lstmcast.evaluate.export import forecast_table
-
-        return forecast_table(self.result, self.index, self.scoring.chosen.distributions["model"])
-
-    def to_dict(self, *, series: bool = False) -> dict[str, Any]:
-        """``series`` adds the older row-index arrays; ``records`` (timestamps) are always there."""
-        from lstmcast.evaluate.export import records
-
-        r = self.result
-        d = {"series": self.key.spec, "interval": self.key.interval, "setup": self.setup, **r.to_dict(series=series)}
-        d["origins_from"] = self.index[r.origins[0]].isoformat()
-        d["origins_to"] = self.index[r.origins[-1]].isoformat()
-        if self.scoring is not None:
-            d["scores"] = self.scoring.to_dict()
-            d["records"] = records(self.table())
-        return d
-
-
-def choose_origins(
-    index: pd.DatetimeIndex, *, first_allowed: int, horizon: int, start: str | None, end: str | None,
-    default_count: int = 250,
-) -> np.ndarray:
-    """Consecutive origins between ``start`` and ``end`` (default: the last ``default_count``)."""
-    n = len(index)
-    last_allowed = n - 1 - horizon  # every origin needs its realised targets
-    lo, hi = first_allowed, last_allowed
-    if start is not None:
-        lo = max(lo, int(index.searchsorted(calendar.parse_utc(start, what="--start"))))
-    if end is not None:
-        hi = min(hi, int(index.searchsorted(calendar.parse_utc(end, what="--end"), side="right")) - 1)
-    if start is None:
-        lo = max(lo, hi - default_count + 1)
-    if hi < lo:
-        raise DataError(
-            f"no backtest origins: need {first_allowed + 1} bars of history before the first origin and "
-            f"{horizon} after the last (series {index[0].date()} .. {index[-1].date()}, {n} bars)"
-        )
-    return np.arange(lo, hi + 1)
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "series": self.key.spec,
+            "interval": self.key.interval,
+            "kind": self.kind,
+            "market": self.market,
+            "model": {"run_id": self.run_id, "series": self.model_key.spec, "interval": self.model_key.interval,
+                      "trained_on_data_up_to": self.model_data_last},
+            "data_last_bar": self.data_last.isoformat(),
+            "last_close": self.last_close,
+            "calibration_residuals": self.calibration_n,
+            "forecast": [
+                {
+                    "step": s.step,
+                    "time": s.time.isoformat(),
+                    "predicted_close": s.predicted,
+                    "change_pct": s.change_pct,
+                    "naive_close": s.naive,
+                    "intervals": {f"{lv:g}": {"lo": lo, "hi": hi} for lv, (lo, hi) in s.intervals.items()},
+                }
+                for s in self.steps
+            ],
+            "warnings": self.warnings,
+        }
 
 
-def backtest_series(
+def staleness(
+    last: pd.Timestamp, *, interval: calendar.Interval, market: str, now: pd.Timestamp
+) -> int:
+    """How many complete bars should exist after ``last`` by ``now`` (0: the data is fresh)."""
+    if now <= last:
+        return 0
+    expected = calendar.expected_bars(last, now, interval, market)
+    complete = expected[(expected > last) & (expected + interval.delta <= now)]
+    return len(complete)
+
+
+def predict_series(
     store: Store,
     spec: str,
     *,
     interval: str = "1d",
-    features: Any = None,
-    model: Any = None,
-    train: Any = None,
-    config: Any = None,
-    start: str | None = None,
-    end: str | None = None,
-    on_plan: Callable[[Any], None] | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    family: str | None = None,
-    settings: Any = None,
-) -> BacktestReport:
-    """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only."""
+    run_id: str | None = None,
+    horizon: int | None = None,
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
+    now: pd.Timestamp | None = None,
+) -> PredictReport:
+    """Forecast the bars after the last stored bar with the current model (or ``run_id``)."""
     from lstmcast import registry as checkpoint
-    from lstmcast.evaluate import backtest, conformal
-    from lstmcast.features import FeatureConfig, bars_needed, prepare
-    from lstmcast.forecasters import forecaster
-    from lstmcast.train import compose
+    from lstmcast.evaluate import conformal
+    from lstmcast.features import prepare
 
-    if settings is None:
-        settings = compose(features=features, model=model, train=train, family=family)
-    features, model, train = FeatureConfig.from_settings(settings), settings.network(), settings.training()
-    family = settings.family
-    recipe = forecaster(settings)
-    config = config or backtest.BacktestConfig(horizon=features.horizon)
-    if config.horizon != features.horizon:
-        raise UsageError(f"backtest horizon ({config.horizon}) must equal the model horizon ({features.horizon})")
     key = store.resolve(spec, interval)
     manifest = store.manifest(key)
     frame = store.load(key)
     kind, market = manifest.get("kind", "price"), manifest.get("market", "crypto")
-    prepared = prepare(frame, kind=kind, features=features)  # once; folds slice it
-    need = bars_needed(features, val_fraction=train.val_fraction)
-    if config.window == "rolling" and config.train_size is not None and config.train_size < need:
-        raise UsageError(f"--train-size ({config.train_size}) must be at least {need} bars for this look-back")
-    origins = choose_origins(frame.index, first_allowed=need - 1, horizon=features.horizon, start=start, end=end)
-    if on_plan is not None:
-        on_plan(backtest.plan(len(prepared), origins=origins, config=config))
+    warnings: list[str] = []
+    if run_id is None:
+        loaded = checkpoint.load_run(store.root, key)
+    else:
+        info = checkpoint.find_run(store.root, run_id)  # run_id may be a unique prefix
+        run_id = info.run_id
+        loaded = checkpoint.load_run(store.root, info.key, run_id)
+        if (info.key.source, info.key.symbol) != (key.source, key.symbol):
+            warnings.append(f"model {run_id} was trained on {info.key.spec}, not {key.spec}")
+        if info.key.interval != key.interval:
+            warnings.append(f"model {run_id} was trained on {info.key.interval} bars, the data is {key.interval}")
+    meta = loaded.meta
+    if meta.get("kind", "price") != kind:
+        raise DataError(f"model {loaded.run_id} was trained on a {meta.get('kind')} series; {key} is {kind}")
+    feats = loaded.features
+    h = feats.horizon if horizon is None else horizon
+    if h < 1:
+        raise UsageError(f"--horizon must be at least 1 (got {h})")
+    if h > feats.horizon:
+        raise UsageError(
+            f"model {loaded.run_id} forecasts {feats.horizon} step(s); retrain with --horizon {h} for more"
+        )
+    if len(frame) < feats.lookback:
+        raise DataError(f"{key} has {len(frame)} bars; the model needs a look-back of {feats.lookback}")
+
+    iv = calendar.parse_interval(key.interval)
+    now = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now)
+    behind = staleness(frame.index[-1], interval=iv, market=market, now=now)
+    if behind:
+        how = (
+            f"re-import newer data with `lstmcast import FILE --symbol {key.symbol}`"
+            if key.source == "import"
+            else f"run `lstmcast fetch {key.spec} --interval {iv.name}`"
+        )
+        warnings.append(
+            f"data is stale: the last bar is {frame.index[-1].isoformat()}, {behind} complete {iv.name} bar(s) "
+            f"behind now; {how}"
+        )
+    model_last = meta.get("data", {}).get("last")
+    if model_last:
+        newer = int((frame.index > pd.Timestamp(model_last)).sum())
+        if newer > MODEL_LAG_WARN_BARS:
+            warnings.append(
+                f"model {loaded.run_id} was trained on data up to {model_last}; the store has {newer} newer "
+                f"bars; retrain with `lstmcast train {key.spec}`"
+            )
+
+    prepared = prepare(frame, kind=kind, features=feats)
+    origin = len(prepared) - 1
+    pred = loaded.predict_close(prepared, np.array([origin]))[:, :h]
+    last_close = float(prepared.close[origin])
     mode = conformal.mode_for(kind)
-
-    def fit_fold(lo: int, hi: int):
-        return recipe.fit(prepared, start=lo, end=hi)
-
-    def predict(fitted, at: np.ndarray) -> np.ndarray:
-        return fitted.predict_close(prepared, at)
-
-    def calibrate(fitted) -> conformal.Conformal:
-        # The fold's own validation residuals: they precede the refit origin, like predict's.
-        return conformal.fit(checkpoint.residuals(fitted, kind=kind), levels=config.levels, mode=mode)
-
-    t0 = time.perf_counter()
-    result = backtest.walk_forward(
-        prepared.close, origins=origins, config=config, fit=fit_fold, predict=predict,
-        calibrate=calibrate if config.intervals == "model" else None, kind=kind,
-        bars_per_year=result_bpy(key, market), on_progress=on_progress,
+    res = loaded.residuals[:, :h]
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    if len(res):
+        bands = conformal.fit(res, levels=tuple(levels), mode=mode).interval(pred)
+    times = calendar.next_bars(frame.index[-1], h, iv, market)
+    steps = []
+    for j in range(h):
+        p = float(pred[0, j])
+        steps.append(
+            PredictStep(
+                step=j + 1, time=times[j], predicted=p,
+                change_pct=100.0 * (p / last_close - 1.0) if last_close else float("nan"),
+                naive=last_close,
+                intervals={lv: (float(lo[0, j]), float(hi[0, j])) for lv, (lo, hi) in bands.items()},
+            )
+        )
+    return PredictReport(
+        key=key, run_id=loaded.run_id, model_key=loaded.key, model_data_last=model_last,
+        data_last=frame.index[-1], last_close=last_close, kind=kind, market=market,
+        levels=tuple(levels), steps=steps, calibration_n=len(res), warnings=warnings,
     )
-    from lstmcast.evaluate.report import score_backtest
-
-    scoring = None
-    if config.intervals in ("adaptive", "split"):  # both are scored; the config picks the one shown
-        scoring = score_backtest(result, prepared.close, intervals=config.intervals,
-                                 bars_per_year=result_bpy(key, market))
-    setup = {
-        "family": family, "intervals": config.intervals,
-        "features": features.to_dict(), "model": model.to_dict(), "train": train.to_dict(),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "run_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    return BacktestReport(key=key, index=frame.index, result=result, setup=setup, scoring=scoring)
 
 
-def result_bpy(key: SeriesKey, market: str) -> float:
-    return calendar.bars_per_year(calendar.parse_interval(key.interval), market)
+# -- backtest ---------------------------------------------------------------------------------
+
+# The walk-forward lives in pipelines.backtest; these names stay importable from here.
+from lstmcast.pipelines.backtest import BacktestReport, backtest_series, choose_origins  # noqa: E402
+
+__all__ = ["BacktestReport", "PredictReport", "PredictStep", "backtest_series", "choose_origins",
+           "default_setup_options", "predict_series", "staleness"]
 
 
 def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str | None = None) -> dict[str, Any]:

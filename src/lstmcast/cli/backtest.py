@@ -14,7 +14,13 @@ from lstmcast.cli import common
 
 def backtest_cmd(
     ctx: typer.Context,
-    symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL of a stored series."),
+    symbols: list[str] | None = typer.Argument(
+        None, help="SYMBOL or SOURCE:SYMBOL of stored series (one or more).", show_default=False
+    ),
+    all_series: bool = typer.Option(False, "--all", help="Every stored series of this --interval."),
+    symbols_file: Path | None = typer.Option(
+        None, "--symbols-file", help="A file of symbols, one a line (blank lines and # comments skipped)."
+    ),
     interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
     start: str | None = typer.Option(None, "--start", help="First forecast origin (date) [default: last 250 bars]."),
     end: str | None = typer.Option(None, "--end", help="Last forecast origin (date)."),
@@ -24,7 +30,9 @@ def backtest_cmd(
     train_size: int | None = typer.Option(None, "--train-size", help="Rows per fit for --window rolling."),
     fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per trade in basis points."),
     long_short: bool = typer.Option(False, "--long-short", help="Short when the forecast is below minus the fee."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write a PNG: forecast vs actual, equity, PIT."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Write a PNG: forecasts vs actual, equity curves, PIT (several series: PLOT-SYMBOL.png)."
+    ),
     intervals: str = typer.Option(
         "adaptive", "--intervals", help="adaptive (volatility-scaled, ACI) or split conformal; both are scored."
     ),
@@ -43,24 +51,40 @@ def backtest_cmd(
     target: str | None = typer.Option(None, "--target", help="return or price."),
     device: str | None = typer.Option(None, "--device"),
     family: str | None = typer.Option(
-        None, "--model-family", help="lstm, gru, linear, naive, drift, moving_average or mean_return [default: lstm]."
+        None, "--model-family",
+        help="One or more of lstm, gru, linear, naive, drift, moving_average, mean_return, comma-separated "
+        "(lstm,gru,linear: each on identical origins, one leaderboard) [default: the model setup's, else lstm].",
     ),
-    threads: int | None = typer.Option(None, "--threads"),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads per task [default: cores // workers]."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
+    executor: str | None = typer.Option(
+        None, "--executor", help="serial, local (process pool) or ray [default: local when there are several tasks]."
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="Parallel tasks [default: one per core]."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Join this Ray cluster (auto, or ray://host:port) [default: start a local one]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON, with the per-origin records."),
 ) -> None:
-    """Walk-forward backtest: refit the LSTM as time moves on and score it against naive, drift,
-    moving-average and mean-return forecasts on exactly the same origins, with a trading strategy.
+    """Walk-forward backtest: refit one or more model families as time moves on and score them
+    against naive, drift, moving-average and mean-return forecasts on exactly the same origins,
+    with a trading strategy.
 
     At every origin only data up to that origin fits the scaler and the model; between refits the
-    last model is reused without peeking.
+    last model is reused without peeking. Every refit of every family on every series is one task
+    (--executor). With several series it ends with a cross-series table whose count of series that
+    beat naive is corrected for multiple testing (Benjamini-Hochberg). Exit 3 when a series or a
+    task failed (the others are still reported).
     """
     from lstmcast import train as T
     from lstmcast.cli import backtest_render
+    from lstmcast.errors import EXIT_PARTIAL
     from lstmcast.evaluate.backtest import BacktestConfig
     from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
     from lstmcast.evaluate.report import INTERVAL_CHOICES
-    from lstmcast.forecast import backtest_series, default_setup_options
+    from lstmcast.executor import make_executor
+    from lstmcast.forecast import default_setup_options
+    from lstmcast.pipelines.backtest import backtest_many
 
     if intervals not in INTERVAL_CHOICES:
         from lstmcast.errors import UsageError
@@ -68,57 +92,294 @@ def backtest_cmd(
         raise UsageError(f"--intervals must be one of {', '.join(INTERVAL_CHOICES)}, got {intervals!r}")
     backtest_render.check_output(output)
     st = common.store(ctx)
-    options: dict[str, Any] = default_setup_options(st, symbol, interval=interval, run_id=use_model)
-    if config:
-        options.update(T.read_config_file(config))
+    specs = _symbols(st, symbols, all_series=all_series, symbols_file=symbols_file, interval=interval)
+    families = _families(family)
+    file_options = T.read_config_file(config) if config else {}
     flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
              "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed,
-             "family": family, "interval": interval}
-    setup = common.training_setup(flags, base=options)
+             "family": families[0] if families else None, "interval": interval}
+    common.training_setup(flags)  # a bad flag is a usage error before any series is read
+
+    def settings_for(spec: str):
+        options: dict[str, Any] = default_setup_options(st, spec, interval=interval, run_id=use_model)
+        return common.training_setup(flags, base={**options, **file_options}).settings
+
+    if not families:  # the model setup's family (its current model's), else lstm
+        families = [settings_for(specs[0]).family] if len(specs) == 1 else ["lstm"]
+    base = common.training_setup(flags, base=file_options)
     bt = BacktestConfig(
-        horizon=setup.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
+        horizon=base.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals=intervals, scale_window=MASE_SCALE_WINDOW,
     )
-    with contextlib.nullcontext((None, None)) if as_json else _origin_bar(bt) as (on_plan, on_progress):
-        report = backtest_series(st, symbol, interval=interval, settings=setup.settings, config=bt,
-                                 start=start, end=end,
-                                 on_plan=on_plan, on_progress=on_progress)
-    if plot is not None:
-        from lstmcast.evaluate.plot import plot_backtest
+    _check_executor_flags(executor, workers, ray_address)
 
-        plot_backtest(report.result, plot, index=report.index,
-                      title=f"{report.key.spec} {report.key.interval}: {report.result.verdict}",
-                      pit=report.scoring.pit if report.scoring else None)
-    if output is not None:
-        backtest_render.write_table(report.table(), output)
+    def executor_for(n_tasks: int):
+        return make_executor(executor, n_tasks=n_tasks, workers=workers, ray_address=ray_address)
+
+    with contextlib.nullcontext((None, None)) if as_json else _task_bar(bt, families) as (on_plan, on_progress):
+        multi = backtest_many(st, specs, interval=interval, settings_for=settings_for, families=families,
+                              config=bt, start=start, end=end, executor=executor_for,
+                              on_plan=on_plan, on_progress=on_progress)
+    if len(specs) == 1 and multi.failures and multi.failures[0].exc is not None and not multi.series:
+        raise multi.failures[0].exc  # one series that cannot be read or planned: its own error and exit code
+    plots = _write_plots(multi, plot) if plot is not None else {}
+    if output is not None and multi.series:
+        import pandas as pd
+
+        backtest_render.write_table(pd.concat([s.table() for s in multi.series], ignore_index=True), output)
     if as_json:
-        d = report.to_dict()
-        d["plot"] = str(plot) if plot else None
+        d = _json(multi, single=len(specs) == 1, plots=plots)
         d["output"] = str(output) if output else None
         common.print_json(d)
     else:
-        backtest_render.render(report, plot, output)
+        for s in multi.series:
+            _render_series(s, plots.get(s.key.spec), output)
+        if len(specs) > 1:
+            _render_cross_series(multi)
+    if multi.failures:
+        _render_failures(multi)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _check_executor_flags(kind: str | None, workers: int | None, ray_address: str | None) -> None:
+    """Refuse bad --executor/--workers/--ray-address before any series is read."""
+    from lstmcast.errors import UsageError
+    from lstmcast.executor import BACKENDS
+
+    if kind is not None and kind not in BACKENDS:
+        raise UsageError(f"unknown executor {kind!r}: choose one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if ray_address and kind != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+
+
+def _symbols(st, symbols: list[str] | None, *, all_series: bool, symbols_file: Path | None, interval: str) -> list[str]:
+    """The series to backtest: the arguments, --symbols-file, or --all (never a mix with --all)."""
+    from lstmcast.data import calendar
+    from lstmcast.errors import DataError, DataNotFoundError, UsageError
+
+    specs = list(symbols or [])
+    if all_series:
+        if specs or symbols_file:
+            raise UsageError("--all backtests every stored series: give no symbols and no --symbols-file with it")
+        iv = calendar.parse_interval(interval).name
+        specs = [f"{m['source']}:{m['symbol']}" for m in st.list() if m["interval"] == iv]
+        if not specs:
+            raise DataNotFoundError(f"no stored {iv} series; `lstmcast fetch` or `lstmcast import` some first")
+    if symbols_file is not None:
+        try:
+            text = symbols_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise DataError(f"--symbols-file {symbols_file}: {e.strerror or e}") from e
+        specs += [s for line in text.splitlines() if (s := line.split("#", 1)[0].strip())]
+    if not specs:
+        raise UsageError("name a series: SYMBOL..., --symbols-file FILE or --all")
+    dupes = sorted({s for s in specs if specs.count(s) > 1})
+    if dupes:
+        raise UsageError(f"{dupes[0]} is named twice")
+    return specs
+
+
+def _families(value: str | None) -> list[str]:
+    from lstmcast.errors import UsageError
+    from lstmcast.forecasters import FAMILIES
+
+    if value is None:
+        return []
+    names = [f.strip() for f in value.split(",") if f.strip()]
+    for f in names:
+        if f not in FAMILIES:
+            raise UsageError(f"--model-family {f!r} is not one of: {', '.join(FAMILIES)}")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--model-family names a family twice: {value}")
+    if not names:
+        raise UsageError("--model-family is empty")
+    return names
+
+
+def _write_plots(multi, plot: Path) -> dict[str, str]:
+    """One PNG per series: PLOT itself for one series, PLOT-SYMBOL.png for several."""
+    from lstmcast.evaluate.plot import plot_backtest
+
+    out = {}
+    for s in multi.series:
+        path = plot if len(multi.series) + len(multi.failures) == 1 else plot.with_name(
+            f"{plot.stem}-{s.key.symbol.replace('/', '_')}{plot.suffix or '.png'}")
+        first = s.first
+        sc = s.scoring.get(next(iter(s.results)))
+        plot_backtest(first, path, index=s.index, others={f: r for f, r in s.results.items()},
+                      title=f"{s.key.spec} {s.key.interval}: " + _title(s), pit=sc.pit if sc else None)
+        out[s.key.spec] = str(path)
+    return out
+
+
+def _title(s) -> str:
+    if len(s.results) == 1:
+        return s.first.verdict
+    return ", ".join(f"{f} MASE {r.metrics['model'].mase:.2f}" for f, r in s.results.items()) + (
+        f", naive {s.first.metrics['naive'].mase:.2f}")
+
+
+def _json(multi, *, single: bool, plots: dict[str, str]) -> dict[str, Any]:
+    """One series: the first family's result at the top level (the historical schema) plus
+    ``leaderboard`` and ``families``; several: ``series``, ``cross_series`` and ``failures``."""
+    with_series = bool(plots)
+    if single and multi.series:
+        s = multi.series[0]
+        d = {"series": s.key.spec, "interval": s.key.interval, "setup": s.setup,
+             **s.first.to_dict(series=with_series)}
+        full = s.to_dict(series=with_series)
+        d.update(origins_from=full["origins_from"], origins_to=full["origins_to"],
+                 leaderboard=full["leaderboard"], families=full["families"], failures=full["failures"],
+                 plot=plots.get(s.key.spec))
+        first = next(iter(s.results))
+        if first in s.scoring:  # the first family's scores and per-origin records at the top level
+            from lstmcast.evaluate.export import forecast_table, records
+
+            d["scores"] = s.scoring[first].to_dict()
+            d["records"] = records(forecast_table(s.first, s.index, s.scoring[first].chosen.distributions["model"]))
+        return d
+    d = multi.to_dict(series=with_series)
+    d["plots"] = plots
+    return d
 
 
 @contextlib.contextmanager
-def _origin_bar(bt) -> Iterator[tuple[Any, Any]]:
-    """A progress bar over origins (stderr); yields the (on_plan, on_progress) callbacks."""
+def _task_bar(bt, families: list[str]) -> Iterator[tuple[Any, Any]]:
+    """One progress bar over tasks (every refit of every family on every series), on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     con = common.err()
-    with Progress(TextColumn("origins"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("tasks"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
                   console=con) as bar:
         task = bar.add_task("backtest", total=None)
 
-        def on_plan(plan) -> None:
-            con.print(f"walk-forward: {plan.n_origins} origins, {plan.n_refits} refit(s) "
-                      f"(every {bt.refit_every}, {bt.window} window)")
-            bar.update(task, total=plan.n_origins)
+        def on_plan(n_tasks: int, plans) -> None:
+            for sp in plans:
+                con.print(f"{sp.key.spec}: walk-forward of {sp.plan.n_origins} origins, {sp.plan.n_refits} "
+                          f"refit(s) (every {bt.refit_every}, {bt.window} window) x {len(families)} "
+                          f"famil{'y' if len(families) == 1 else 'ies'}")
+            bar.update(task, total=n_tasks)
 
-        def on_progress(done: int, total: int) -> None:
+        def on_progress(done: int, total: int, key: str) -> None:
             bar.update(task, completed=done, total=total)
 
         yield on_plan, on_progress
+
+
+# -- rendering (each piece on its own, so other reports can be added beside them) ----------------
+
+
+def _render_series(s, plot: str | None, output: Path | None = None) -> None:
+    """One series. One family: its scores (``backtest_render.render``: accuracy, probabilistic scores,
+    calibration tests, strategies with their uncertainty, the selection line). Several: the
+    leaderboard first, then each family's scores under its name."""
+    from lstmcast.cli import backtest_render
+    from lstmcast.pipelines.backtest import BacktestReport
+
+    if s.scoring:
+        con = common.out()
+        if len(s.results) > 1:
+            _render_leaderboard(s)
+        for family, res in s.results.items():
+            if len(s.results) > 1:
+                con.rule(family)
+            report = BacktestReport(key=s.key, index=s.index, result=res, setup=s.setup,
+                                    scoring=s.scoring.get(family))
+            backtest_render.render(report, Path(plot) if plot else None, output)
+        return
+    r = s.first
+    con = common.out()
+    fit = sum(sum(x.fit_seconds) for x in s.results.values())
+    con.print(
+        f"[bold]{s.key.spec}[/] {s.key.interval}: {len(r.origins)} origins "
+        f"{common.fmt_time(s.index[r.origins[0]].isoformat())} .. "
+        f"{common.fmt_time(s.index[r.origins[-1]].isoformat())}, horizon {r.config.horizon}, "
+        f"{r.plan.n_refits} refit(s) x {len(s.results)} famil{'y' if len(s.results) == 1 else 'ies'}, "
+        f"{fit:.1f}s fitting"
+    )
+    _render_leaderboard(s)
+    _render_strategies(s)
+    for family, res in s.results.items():
+        prefix = f"{family}: " if len(s.results) > 1 else ""
+        con.print(f"[bold]{prefix}{res.verdict}[/]")
+    if plot is not None:
+        con.print(f"plot: {plot}")
+
+
+def _render_leaderboard(s) -> None:
+    from rich.table import Table
+
+    rows = s.leaderboard()
+    levels = sorted({lv for row in rows for lv in row["coverage"]}, key=float)
+    t = Table(title="forecast accuracy (all steps), same origins for every forecaster")
+    cols = ["forecaster", "MAE", "RMSE", "MASE", "hit rate", *[f"cover {100 * float(lv):g}%" for lv in levels],
+            "DM p vs naive", "fit s/refit"]
+    for col in cols:
+        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+    for row in rows:
+        name = row["forecaster"] if row["role"] == "family" else f"{row['forecaster']} (baseline)"
+        t.add_row(
+            name, common.fmt_num(row["mae"]), common.fmt_num(row["rmse"]), common.fmt_num(row["mase"], 3),
+            f"{100 * row['hit_rate']:.1f}%",
+            *[f"{100 * row['coverage'][lv]:.1f}%" if lv in row["coverage"] else "-" for lv in levels],
+            "-" if row["dm_p_vs_naive"] is None else common.fmt_num(row["dm_p_vs_naive"], 3),
+            "-" if row["fit_seconds_per_refit"] is None else f"{row['fit_seconds_per_refit']:.2f}",
+        )
+    common.out().print(t)
+
+
+def _render_strategies(s) -> None:
+    from rich.table import Table
+
+    con = common.out()
+    if not s.first.strategies:
+        con.print("no trading strategy: a value series has no price to trade")
+        return
+    t = Table(title="strategy (1-step forecasts, fees applied per trade)")
+    for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
+        t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+    rows = {}
+    for family, res in s.results.items():
+        rows[family if len(s.results) > 1 else "model"] = res.strategies["model"]
+    rows.update({k: v for k, v in s.first.strategies.items() if k != "model"})
+    for name, res in rows.items():
+        d = res.to_dict(series=False)
+        t.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
+                  f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
+                  f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
+    con.print(t)
+
+
+def _render_cross_series(multi) -> None:
+    """Per series and family: MASE, MAE ratio, DM p and its adjustment; then the summary per family."""
+    from rich.table import Table
+
+    cs = multi.cross_series()
+    con = common.out()
+    t = Table(title=f"across {len(multi.series)} series: each family against naive")
+    for col in ("series", "family", "MASE", "naive MASE", "MAE ratio", "DM p", "adjusted p", "beats naive"):
+        t.add_column(col, justify="left" if col in ("series", "family") else "right", no_wrap=True)
+    for r in cs["rows"]:
+        t.add_row(r["series"], r["family"], common.fmt_num(r["mase"], 3), common.fmt_num(r["naive_mase"], 3),
+                  common.fmt_num(r["mae_ratio"], 3), common.fmt_num(r["dm_p"], 3),
+                  common.fmt_num(r["dm_p_adjusted"], 3), "yes" if r["beats_naive"] else "no")
+    con.print(t)
+    con.print(f"p-values adjusted with {cs['correction']} (false discovery rate {cs['alpha']:g}) per family "
+              f"across series; 'beats naive' = lower MAE and adjusted p < {cs['alpha']:g}")
+    for sm in cs["summary"]:
+        con.print(f"[bold]{sm['family']}[/]: median MASE ratio vs naive {common.fmt_num(sm['median_mase_ratio'], 3)}; "
+                  f"beats naive on {sm['beats_naive']} of {sm['series']} series after {cs['correction']} "
+                  f"({sm['beats_naive_unadjusted']} before the correction); worse than naive on "
+                  f"{sm['worse_than_naive']}")
+
+
+def _render_failures(multi) -> None:
+    con = common.err()
+    con.print(f"[red]{len(multi.failures)} failed[/]:")
+    for f in multi.failures:
+        con.print(f"  {f.line()}", markup=False, highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

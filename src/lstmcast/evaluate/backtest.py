@@ -211,12 +211,75 @@ def walk_forward(
     whose targets precede ``origins[0]``). ``on_progress(done, total)`` is called after each fold
     with the number of origins forecast so far.
     """
+    if config.intervals == "model" and calibrate is None:
+        raise UsageError("intervals='model' needs a calibrate(model) callable")
+    sched = plan(len(close), origins=origins, config=config)
+    total = sum(len(f.origins) for f in sched.folds)
+    outputs: list[FoldOutput] = []
+    done = 0
+    if on_progress:
+        on_progress(0, total)
+    for fold in sched.folds:
+        outputs.append(run_fold(fold, fit=fit, predict=predict,
+                                calibrate=calibrate if config.intervals == "model" else None))
+        done += len(fold.origins)
+        if on_progress:
+            on_progress(done, total)
+    return assemble(close, origins=origins, config=config, folds=outputs, prior_residuals=prior_residuals,
+                    kind=kind, bars_per_year=bars_per_year)
+
+
+@dataclass
+class FoldOutput:
+    """What one refit produced: forecasts at its origins, the model's own interval bounds (level ->
+    (lo, hi), empty unless intervals="model"), and how long fitting and predicting took."""
+
+    forecast: np.ndarray  # [len(fold.origins), horizon]
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]]
+    fit_seconds: float
+    predict_seconds: float
+
+
+def run_fold(
+    fold: Fold,
+    *,
+    fit: Callable[[int, int], Any],
+    predict: Callable[[Any, np.ndarray], np.ndarray],
+    calibrate: Callable[[Any], conformal.Conformal] | None = None,
+) -> FoldOutput:
+    """Fit on the fold's rows, forecast its origins and (with ``calibrate``) bound them.
+
+    Independent of every other fold given the plan, so folds may run in any order or process.
+    """
+    t0 = time.perf_counter()
+    model = fit(fold.start, fold.end)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pred = np.asarray(predict(model, fold.origins), dtype="float64")
+    predict_s = time.perf_counter() - t0
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    if calibrate is not None and pred.ndim == 2 and np.isfinite(pred).all():
+        bounds = {lv: (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in calibrate(model).interval(pred).items()}
+    return FoldOutput(forecast=pred, bounds=bounds, fit_seconds=fit_s, predict_seconds=predict_s)
+
+
+def assemble(
+    close: np.ndarray,
+    *,
+    origins: np.ndarray,
+    config: BacktestConfig,
+    folds: list[FoldOutput],
+    prior_residuals: np.ndarray | None = None,
+    kind: str = "price",
+    bars_per_year: float = 252.0,
+) -> BacktestResult:
+    """Put the folds' forecasts (in plan order) together and score them against the baselines."""
     c = np.asarray(close, dtype="float64")
     if kind not in ("price", "value"):
         raise UsageError(f"kind must be 'price' or 'value', got {kind!r}")
-    if config.intervals == "model" and calibrate is None:
-        raise UsageError("intervals='model' needs a calibrate(model) callable")
     sched = plan(len(c), origins=origins, config=config)
+    if len(folds) != sched.n_refits:
+        raise ModelError(f"{len(folds)} fold result(s) for a plan of {sched.n_refits} refit(s)")
     o = np.concatenate([f.origins for f in sched.folds])
     h = config.horizon
     total = len(o)
@@ -228,15 +291,10 @@ def walk_forward(
     fit_seconds: list[float] = []
     predict_seconds = 0.0
     done = 0
-    if on_progress:
-        on_progress(0, total)
-    for fold in sched.folds:
-        t0 = time.perf_counter()
-        model = fit(fold.start, fold.end)
-        fit_seconds.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        pred = np.asarray(predict(model, fold.origins), dtype="float64")
-        predict_seconds += time.perf_counter() - t0
+    for fold, out in zip(sched.folds, folds, strict=False):
+        fit_seconds.append(out.fit_seconds)
+        predict_seconds += out.predict_seconds
+        pred = np.asarray(out.forecast, dtype="float64")
         if pred.shape != (len(fold.origins), h):
             raise ModelError(f"predict returned shape {pred.shape}, expected {(len(fold.origins), h)}")
         bad = ~np.isfinite(pred).all(axis=1)
@@ -245,14 +303,10 @@ def walk_forward(
             raise ModelError(f"the model produced a non-finite forecast at origin {first}")
         sl = slice(done, done + len(fold.origins))
         forecast[sl] = pred
-        if config.intervals == "model":
-            assert calibrate is not None
-            for lv, (lo, hi) in calibrate(model).interval(pred).items():
-                if lv in model_bounds:
-                    model_bounds[lv][0][sl], model_bounds[lv][1][sl] = lo, hi
+        for lv, (lo, hi) in out.bounds.items():
+            if lv in model_bounds:
+                model_bounds[lv][0][sl], model_bounds[lv][1][sl] = lo, hi
         done += len(fold.origins)
-        if on_progress:
-            on_progress(done, total)
 
     steps = np.arange(1, h + 1)
     actual = c[o[:, None] + steps[None, :]]

@@ -27,6 +27,7 @@ def plot_backtest(
     step: int = 1,
     title: str | None = None,
     pit: dict[str, np.ndarray] | None = None,
+    others: dict[str, BacktestResult] | None = None,
 ) -> Path:
     """Write a PNG: top, actual close vs the model's ``step``-ahead forecast with its interval
     bands and the naive forecast; bottom, the model strategy's equity against buy-and-hold (left
@@ -34,6 +35,8 @@ def plot_backtest(
     PIT histogram of the model's and naive's predictive distributions (flat when calibrated).
 
     ``index`` maps row positions to timestamps for the x axis (row numbers without it).
+    ``others``: several families' results on the same origins (family -> result, ``result`` among
+    them): each gets its forecast line and equity curve, labelled with its MASE, as the leaderboard.
     """
     import matplotlib
 
@@ -68,7 +71,13 @@ def plot_backtest(
         ax1.fill_between(x(target), lo[:, s], hi[:, s], color=shades[min(i, 2)], linewidth=0,
                          label=f"{level:.0%} interval")
     ax1.plot(x(target), result.actual[:, s], color="black", linewidth=1.0, label="actual")
-    ax1.plot(x(target), result.forecast[:, s], color="#d62728", linewidth=1.0, label=f"model, {step}-step")
+    families = others if others and len(others) > 1 else {"model": result}
+    colors = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    for i, (name, res) in enumerate(families.items()):
+        label = f"model, {step}-step"
+        if name != "model":
+            label = f"{name}, {step}-step (MASE {res.metrics['model'].mase:.2f})"
+        ax1.plot(x(target), res.forecast[:, s], color=colors[i % len(colors)], linewidth=1.0, label=label)
     ax1.plot(x(target), result.baselines["naive"][:, s], color="#7f7f7f", linewidth=0.8,
              linestyle="--", label="naive")
     ax1.set_ylabel("close")
@@ -78,9 +87,11 @@ def plot_backtest(
 
     if trades:
         eq_x = np.concatenate([[result.origins[0]], traded])
-        model_eq = result.strategies["model"].equity
         bh = result.strategies["buy_and_hold"]
-        ax2.plot(x(eq_x), model_eq, color="#d62728", label=f"model strategy ({model_eq[-1] - 1:+.1%})")
+        for i, (name, res) in enumerate(families.items()):
+            eq = res.strategies["model"].equity
+            ax2.plot(x(eq_x), eq, color=colors[i % len(colors)],
+                     label=f"{'model' if name == 'model' else name} strategy ({eq[-1] - 1:+.1%})")
         ax2.plot(x(eq_x), bh.equity, color="black", label=f"buy and hold ({bh.total_return:+.1%})")
         ax2.axhline(1.0, color="#7f7f7f", linewidth=0.6)
         ax2.set_ylabel(f"equity (fees {result.config.fee_bps:g} bps)")

@@ -91,7 +91,7 @@ class Scoring:
         })
 
 
-def _net(res) -> np.ndarray:
+def net_returns(res) -> np.ndarray:
     e = np.asarray(res.equity, dtype="float64")
     return e[1:] / e[:-1] - 1
 
@@ -171,7 +171,7 @@ def _score(result: Any, close: np.ndarray, *, intervals: str, bars_per_year: flo
     n_trials = 1
     if result.strategies:
         strat_stats = significance.strategy_significance(result.strategies, bars_per_year=bars_per_year)
-        trials = {k: _net(v) for k, v in result.strategies.items() if k != "buy_and_hold"}
+        trials = {k: net_returns(v) for k, v in result.strategies.items() if k != "buy_and_hold"}
         trials.update(extra_trials or {})
         n_trials = len(trials)
         cols = np.column_stack(list(trials.values())) if trials else np.empty((0, 0))
