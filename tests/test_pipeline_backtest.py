@@ -169,7 +169,8 @@ def test_cli_json_single_series_keeps_the_old_schema_and_adds_the_leaderboard(cl
     assert d["plan"]["n_refits"] == 2 and d["verdict"].startswith("beats naive: ")
     assert [row["forecaster"] for row in d["leaderboard"]][:2] == ["lstm", "linear"]
     assert set(d["families"]) == {"lstm", "linear"}
-    assert len(d["families"]["linear"]["series"]["forecast"]) == d["n_origins"]
+    assert d["families"]["linear"]["scores"]["intervals"] == "adaptive"  # every family scored
+    assert len(d["records"]) == d["n_origins"] and "series" not in d["families"]["linear"]  # --plot: same shape
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and d["plot"] == str(png)
 
 
@@ -193,12 +194,23 @@ def test_cli_all_and_json(cli, two_series):
     assert d["tasks"] == 8 and d["failures"] == []
 
 
-def test_cli_failing_task_exits_3_naming_it(cli, two_series):
-    r = cli("backtest", "RW", "--model-family", "lstm,linear", *SMALL, "--device", "cuda:7",
-            "--executor", "serial")
+def test_cli_failing_task_exits_3_naming_it(cli, two_series, monkeypatch):
+    from lstmcast.forecasters.linear import LinearForecaster
+
+    def boom(self, *a, **k):
+        raise RuntimeError("boom in the linear fit")
+
+    monkeypatch.setattr(LinearForecaster, "fit", boom)  # a fault inside one family's tasks only
+    r = cli("backtest", "RW", "--model-family", "lstm,linear", *SMALL, "--executor", "serial")
     assert r.exit_code == 3, r.output
-    assert "import:RW lstm refit 1/2:" in r.stderr and "cuda:7" in r.stderr
-    assert "linear" in r.stdout  # the other family is still reported
+    assert "import:RW linear refit 1/2:" in r.stderr and "boom in the linear fit" in r.stderr
+    assert "beats naive" in r.stdout  # the other family is still reported
+
+
+def test_cli_missing_device_fails_before_any_task(cli, two_series):
+    r = cli("backtest", "RW", "--model-family", "lstm,linear", *SMALL, "--device", "cuda:7", "--executor", "serial")
+    assert r.exit_code == 1 and "cuda:7" in r.stderr and "CUDA is not available" in r.stderr
+    assert r.stdout == ""  # refused before any series was read
 
 
 @pytest.mark.parametrize(

@@ -224,7 +224,7 @@ def _title(s) -> str:
 def _json(multi, *, single: bool, plots: dict[str, str]) -> dict[str, Any]:
     """One series: the first family's result at the top level (the historical schema) plus
     ``leaderboard`` and ``families``; several: ``series``, ``cross_series`` and ``failures``."""
-    with_series = bool(plots)
+    with_series = False  # --plot never changes the JSON's shape; `records` carry the per-origin data
     if single and multi.series:
         s = multi.series[0]
         d = {"series": s.key.spec, "interval": s.key.interval, "setup": s.setup,
