@@ -100,8 +100,6 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     if as_json:
         common.print_json(manifests)
         return
-    from rich.table import Table
-
     con = common.out()
     if not manifests:
         con.print(
@@ -111,18 +109,21 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
             soft_wrap=True,
         )
         return
-    t = Table(title=escape(f"series in {common.settings(ctx).data_dir}"))
-    for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
-        t.add_column(col, justify="right" if col in ("rows", "gaps") else "left", no_wrap=True)
+    C = common.Col
+    cols = [C("series", common.ID), C("interval", common.ID), C("kind", common.ID, drop=2),
+            C("market", common.ID, drop=1), C("rows", common.NUM), C("first", common.DATE),
+            C("last", common.DATE), C("gaps", common.NUM, drop=3)]
+    rows = []
     for m in manifests:
         name = escape(f"{m['source']}:{m['symbol']}")
         if m["status"] == "damaged":
-            t.add_row(name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-")
+            rows.append([name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-"])
             continue
-        t.add_row(
-            name, m["interval"], m["kind"], m["market"], str(m["rows"]),
+        rows.append([
+            name, m["interval"], m["kind"], escape(m["market"]), str(m["rows"]),
             common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
-        )
+        ])
+    t = common.table(f"series in {common.settings(ctx).data_dir}", cols, rows)
     con.print(t)
     for m in manifests:
         if m["note"]:
@@ -161,8 +162,6 @@ def show_cmd(
         rows = [{"time": t.isoformat(), **{c: float(v) for c, v in row.items()}} for t, row in last.iterrows()]
         common.print_json({"manifest": manifest, "last_bars": rows})
         return
-    from rich.table import Table
-
     con = common.out()
     g = manifest["gaps"]
     con.print(
@@ -172,12 +171,10 @@ def show_cmd(
     con.print(f"missing bars: {g['missing_bars']} in {g['runs']} run(s); file sha256 {manifest['sha256'][:12]}...")
     for run in g["largest"][:5]:
         con.print(f"  gap {common.fmt_time(run['from'])} .. {common.fmt_time(run['to'])}: {run['bars']} bar(s)")
-    t = Table(title="last bars")
-    t.add_column("time")
-    for c in last.columns:
-        t.add_column(c, justify="right")
-    for ts, row in last.iterrows():
-        t.add_row(common.fmt_time(ts.isoformat()), *(common.fmt_num(float(v)) for v in row.to_numpy()))
+    cols = [common.Col("time", common.DATE), *(common.Col(c, common.NUM) for c in last.columns)]
+    rows = [[common.fmt_time(ts.isoformat()), *(common.fmt_num(float(v)) for v in row.to_numpy())]
+            for ts, row in last.iterrows()]
+    t = common.table("last bars", cols, rows)
     con.print(t)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from lstmcast.cli import common
 from lstmcast.errors import EXIT_ERROR, EXIT_PARTIAL
@@ -77,15 +78,12 @@ def _render(results) -> None:
         common.err().print(f"[bold red]error:[/] {results[0].error}{_stored(results[0])}", markup=True,
                            highlight=False, soft_wrap=True)
         return
-    from rich.table import Table
-
-    t = Table(title="fetch (bars: received/expected by the market calendar; gaps: new missing bars; "
-                    "flags: zero-volume bars, |log return| > 50% jumps)")
-    for col in ("series", "status", "added", "bars", "new range", "gaps", "flags"):
-        t.add_column(col, justify="right" if col in ("added", "bars", "gaps") else "left",
-                     no_wrap=col != "flags", overflow="fold")
+    C = common.Col
+    cols = [C("series", common.ID), C("status", common.ID), C("added", common.NUM), C("bars", common.NUM),
+            C("new range", common.DATE), C("gaps", common.NUM, drop=2), C("flags", common.TEXT, drop=1)]
+    rows = []
     for r in results:
-        rng = f"{common.fmt_time(r.first)}..{common.fmt_time(r.last)}" if r.first else "-"
+        rng = f"{common.fmt_time(r.first)} .. {common.fmt_time(r.last)}" if r.first else "-"
         gaps = sum(g["bars"] for g in r.new_gaps)
         flags = []
         if r.quality.get("zero_volume"):
@@ -94,9 +92,12 @@ def _render(results) -> None:
             flags.append(f"{len(r.quality['jumps'])} jumps")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
         bars = f"{r.bars_received}/{r.bars_expected}" if r.bars_expected or r.bars_received else "-"
-        t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), bars, rng,
-                  str(gaps), ", ".join(flags) or "-")
+        rows.append([escape(r.key.spec if r.key else r.spec), f"[{color}]{r.status}[/]", str(r.rows_added), bars,
+                     rng, str(gaps), ", ".join(flags) or "-"])
+    t = common.table("fetch", cols, rows)
     common.out().print(t)
+    common.out().print("bars: received/expected by the market calendar; gaps: new missing bars; flags: "
+                       "zero-volume bars, |log return| > 50% jumps", style="dim")
     con = common.err()
     for r in results:
         if r.error:

@@ -92,9 +92,10 @@ def show_cmd(
     if entry is None:
         con.print(f"no lstmcast entry for {data_dir}; add one with `lstmcast schedule install`", markup=False)
         return
-    con.print(entry.line, markup=False, soft_wrap=True)
-    for t in _times(times):
-        con.print(f"  next: {t}", markup=False)
+    con.print(common.key_values(
+        [("cron", entry.cron), ("command", entry.command), *(("next run", t) for t in _times(times))],
+        title=f"cron entry for {data_dir}",
+    ))
 
 
 @schedule_app.command("remove")
