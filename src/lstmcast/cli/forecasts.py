@@ -50,7 +50,7 @@ def forecasts_cmd(
         return
     C = common.Col
     cols = [C("origin", common.DATE), C("model", common.ID), C("step", common.NUM), C("target", common.DATE),
-            C("predicted", common.NUM), C("interval", common.NUM, drop=1), C("naive", common.NUM, drop=2),
+            C("predicted", common.NUM), C("interval", common.NUM, drop=2), C("naive", common.NUM, drop=1),
             C("actual", common.NUM), C("error", common.NUM, drop=3)]
     short = common.short_ids([str(x) for x in recent["run_id"]])
     rows = []

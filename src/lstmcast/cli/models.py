@@ -30,7 +30,7 @@ def list_cmd(
         return
     C = common.Col
     cols = [C("run", common.ID), C("series", common.ID), C("status", common.ID, drop=1), C("MASE", common.NUM),
-            C("naive MASE", common.NUM), C("beats naive", common.ID, drop=2)]
+            C("naive", common.NUM), C("beats", common.ID)]
     short = common.short_ids([r.run_id for r in runs])
     rows = []
     for r in runs:
@@ -45,8 +45,8 @@ def list_cmd(
         ])
     t = common.table(f"models in {data_dir / 'models'}", cols, rows)
     con.print(t)
-    con.print("* current model; run ids shortened to a unique prefix (models show takes it); "
-              "MASE below the naive forecast's means skill", soft_wrap=False)
+    con.print("* current model. Run ids are shortened to a unique prefix, which `models show` takes. "
+              "MASE below the naive forecast's means skill; beats: a lower MAE than naive with DM p < 0.05.")
 
 
 def show_cmd(
