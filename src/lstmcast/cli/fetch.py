@@ -39,7 +39,9 @@ def fetch_cmd(
     kwargs = dict(interval=interval, start=start, end=end, full=full, source=source,
                   include_partial=include_partial)
     if as_json or not sys.stderr.isatty():
-        results = fetch_many(store, symbols, max_workers=workers, **kwargs)
+        # no live display; with --verbose each retry is a plain line on stderr (why a fetch was slow)
+        plain = _plain_retries if common.settings(ctx).verbose else None
+        results = fetch_many(store, symbols, max_workers=workers, on_activity=plain, **kwargs)
     else:
         results = _with_progress(store, symbols, workers, kwargs)
 
@@ -55,22 +57,49 @@ def fetch_cmd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def retry_line(a) -> str:  # type: ignore[no-untyped-def]
+    """``429 from binance, waiting 1 s (retry 2)`` for a ``FetchActivity`` that is a retry."""
+    why = f"{a.status} from {a.source}" if a.status else (a.error or f"temporary error from {a.source}")
+    if len(why) > 100:
+        why = why[:97] + "..."
+    wait = f"{a.wait_s:.0f}" if a.wait_s >= 1 else f"{a.wait_s:.1f}"
+    return f"{why}, waiting {wait} s (retry {a.retry})"
+
+
+def _plain_retries(a) -> None:  # type: ignore[no-untyped-def]
+    if a.retry:
+        common.err().print(f"{a.spec}: {retry_line(a)}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
+    """One live line per symbol: pages and rows so far, the retry being waited out; each retry
+    also leaves a line above the display."""
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from lstmcast.data.update import fetch_many
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=common.err(), transient=True) as progress:
-        tasks = {s: progress.add_task(f"waiting  {s}", total=1) for s in symbols}
+        tasks = {s: progress.add_task(f"waiting  {escape(s)}", total=1) for s in symbols}
 
         def on_progress(spec: str, event: str, result) -> None:
             if event == "start":
-                progress.update(tasks[spec], description=f"fetching {spec}")
+                progress.update(tasks[spec], description=f"fetching {escape(spec)}")
             else:
-                progress.update(tasks[spec], description=f"{result.status:<8} {spec}", completed=1)
+                progress.update(tasks[spec], description=f"{result.status:<8} {escape(spec)}", completed=1)
 
-        return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, **kwargs)
+        def on_activity(a) -> None:  # type: ignore[no-untyped-def]
+            got = f"page {a.pages}, {a.rows:,} rows" if a.pages else "first page"
+            if a.retry:
+                line = retry_line(a)
+                progress.console.print(f"[yellow]{escape(a.spec)}:[/] {escape(line)}", highlight=False)
+                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}; {escape(line)}")
+            else:
+                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}")
+
+        return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, on_activity=on_activity,
+                          **kwargs)
 
 
 def _render(results) -> None:
