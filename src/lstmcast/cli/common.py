@@ -214,10 +214,22 @@ def fmt_num(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def fmt_range(first: str | None, last: str | None, *, wide: int = 24) -> str:
+    """``first .. last``; on two lines when longer than ``wide`` characters (intraday times), so a
+    range column stays narrow without cutting either end."""
+    if not first:
+        return "-"
+    a, b = fmt_time(first), fmt_time(last)
+    one = f"{a} .. {b}"
+    return one if len(one) <= wide else f"{a} ..\n{b}"
+
+
 def fmt_time(iso: str | None) -> str:
     if not iso:
         return "-"
-    return iso.replace("T00:00:00+00:00", "").replace("+00:00", "Z").replace("T", " ")
+    # whole minutes drop their seconds (an hourly bar is "2019-10-03 23:00Z"): narrower columns
+    text = iso.replace("T00:00:00+00:00", "").replace(":00+00:00", "+00:00")
+    return text.replace("+00:00", "Z").replace("T", " ")
 
 
 def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None):

@@ -92,9 +92,10 @@ def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
         def on_activity(a) -> None:  # type: ignore[no-untyped-def]
             got = f"page {a.pages}, {a.rows:,} rows" if a.pages else "first page"
             if a.retry:
-                line = retry_line(a)
-                progress.console.print(f"[yellow]{escape(a.spec)}:[/] {escape(line)}", highlight=False)
-                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}; {escape(line)}")
+                progress.console.print(f"[yellow]{escape(a.spec)}:[/] {escape(retry_line(a))}", highlight=False)
+                why = f"{a.status}" if a.status else "error"
+                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}; {why}, "
+                                                           f"retry {a.retry} in {a.wait_s:.1f} s")
             else:
                 progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}")
 
@@ -109,10 +110,10 @@ def _render(results) -> None:
         return
     C = common.Col
     cols = [C("series", common.ID), C("status", common.ID), C("added", common.NUM), C("bars", common.NUM),
-            C("new range", common.DATE), C("gaps", common.NUM, drop=2), C("flags", common.TEXT, drop=1)]
+            C("new range", common.DATE), C("gaps", common.NUM, drop=1), C("flags", common.TEXT, drop=2)]
     rows = []
     for r in results:
-        rng = f"{common.fmt_time(r.first)} .. {common.fmt_time(r.last)}" if r.first else "-"
+        rng = common.fmt_range(r.first, r.last)
         gaps = sum(g["bars"] for g in r.new_gaps)
         flags = []
         if r.quality.get("zero_volume"):
