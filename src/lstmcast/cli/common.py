@@ -25,6 +25,15 @@ META_JSON = "lstmcast.json"  # this run prints JSON (root --json or the command'
 META_DATA_DIR = "lstmcast.data_dir"  # --data-dir given after the subcommand
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 
+# Help texts that list the choices, shared so every command says the same (typer options take them
+# as help=...; metavars follow the usual DATE / N / FILE / DEVICE style).
+INTERVALS = "1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk"
+HELP_INTERVAL = f"{INTERVALS}."  # the metavar INTERVAL says what it is
+HELP_DEVICE = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
+HELP_TARGET = "return (next log returns) or price (the scaled level, the tutorial style)."
+HELP_WINDOW = "expanding (all data up to the origin) or rolling (the last --train-size rows)."
+HELP_FAMILY = "lstm, gru, linear, naive, drift, moving_average or mean_return."
+
 
 def settings(ctx: typer.Context) -> AppSettings:
     root = ctx.find_root()

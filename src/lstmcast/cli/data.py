@@ -15,24 +15,30 @@ data_app = typer.Typer(help="Inspect the local price store.", no_args_is_help=Tr
 def import_cmd(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV or Parquet file, also .gz, .bz2, .xz or a .zip holding one file."),
-    symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD, 7203.T."),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
-    source: str = typer.Option("import", "--source", help="Source name to file it under."),
+    symbol: str = typer.Option(..., "--symbol", "-s", metavar="SYMBOL",
+                               help="Symbol to store it as, e.g. BTC-USD, 7203.T."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL",
+                                 help=f"Bar interval of the file: {common.INTERVALS}."),
+    source: str = typer.Option("import", "--source", metavar="NAME", help="Source name to file it under."),
     value_column: str | None = typer.Option(
-        None, "--value-column", help="Import a plain univariate series (not a price) from this column."
+        None, "--value-column", metavar="COLUMN",
+        help="Import a plain univariate series (not a price) from this column."
     ),
     market: str | None = typer.Option(
-        None, "--market",
+        None, "--market", metavar="MARKET",
         help="crypto (or 24/7), equity (NYSE), an exchange code such as XTKS or XLON, fx or continuous "
         "(default: from the symbol's suffix, else 24/7 if bars fall on weekends, else NYSE).",
     ),
-    asset: str | None = typer.Option(None, "--asset", help="The asset to read from a wide ASSET:field file."),
+    asset: str | None = typer.Option(None, "--asset", metavar="ASSET",
+                                     help="The asset to read from a wide ASSET:field file."),
     date_format: str | None = typer.Option(
-        None, "--date-format", help="strftime format of the dates, e.g. '%d.%m.%Y' or '%Y-%m-%d %I-%p'."
+        None, "--date-format", metavar="FORMAT",
+        help="strftime format of the dates, e.g. '%d.%m.%Y' or '%Y-%m-%d %I-%p'."
     ),
     dayfirst: bool = typer.Option(False, "--dayfirst", help="Dates such as 01/02/2013 are day-first (1 Feb)."),
     tz: str | None = typer.Option(
-        None, "--tz", help="Zone of intraday times written without a UTC offset, e.g. UTC or America/New_York."
+        None, "--tz", metavar="ZONE",
+        help="Zone of intraday times written without a UTC offset, e.g. UTC or America/New_York."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -148,8 +154,8 @@ def _data_dir_origin(data_dir: Path) -> str:
 def show_cmd(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
-    interval: str = typer.Option("1d", "--interval", "-i"),
-    tail: int = typer.Option(5, "--tail", min=0, help="How many of the last bars to show."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    tail: int = typer.Option(5, "--tail", min=0, metavar="N", help="How many of the last bars to show."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one series: range, rows, gaps and the last bars."""

@@ -16,15 +16,18 @@ def fetch_cmd(
     symbols: list[str] = typer.Argument(
         ..., help="AAPL, ^GSPC, EURUSD=X, BTC-USD (Yahoo) or EXCHANGE:BASE/QUOTE such as binance:BTC/USDT (ccxt)."
     ),
-    interval: str = typer.Option("1d", "--interval", "-i", help="1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk."),
-    start: str | None = typer.Option(None, "--start", help="First date (YYYY-MM-DD); default: all history."),
-    end: str | None = typer.Option(None, "--end", help="End date, exclusive (YYYY-MM-DD); default: now."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    start: str | None = typer.Option(None, "--start", metavar="DATE",
+                                     help="First date (YYYY-MM-DD); default: all history."),
+    end: str | None = typer.Option(None, "--end", metavar="DATE",
+                                   help="End date, exclusive (YYYY-MM-DD); default: now."),
     full: bool = typer.Option(False, "--full", help="Refetch everything and replace the stored series."),
-    source: str | None = typer.Option(None, "--source", help="Force yahoo or ccxt instead of guessing."),
+    source: str | None = typer.Option(None, "--source", metavar="SOURCE",
+                                      help="yahoo or ccxt, instead of guessing from the symbol."),
     include_partial: bool = typer.Option(
         False, "--include-partial", help="Also store the still-forming current bar."
     ),
-    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Symbols fetched at the same time."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, metavar="N", help="Symbols fetched at the same time."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Fetch price bars into the store, incrementally (from the last stored bar) unless --full.

@@ -12,8 +12,8 @@ from lstmcast.cli import common
 def forecasts_cmd(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
-    last: int = typer.Option(10, "--last", "-n", min=1, help="How many recent forecast origins to list."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    last: int = typer.Option(10, "--last", "-n", min=1, metavar="N", help="How many recent forecast origins to list."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE",

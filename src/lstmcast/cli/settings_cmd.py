@@ -15,10 +15,12 @@ config_app = typer.Typer(help="Inspect the settings lstmcast trains with.", no_a
 def show_cmd(
     ctx: typer.Context,
     config: Path | None = typer.Option(
-        None, "--config", help="lstmcast.toml or a file with a [train] table (default: $LSTMCAST_CONFIG, "
+        None, "--config", metavar="FILE",
+        help="lstmcast.toml or a file with a [train] table (default: $LSTMCAST_CONFIG, "
         "else DATA_DIR/lstmcast.toml, else none)."
     ),
-    entry: str | None = typer.Option(None, "--entry", help="Show the settings of this watchlist symbol."),
+    entry: str | None = typer.Option(None, "--entry", metavar="SYMBOL",
+                                     help="Show the settings of this watchlist symbol."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the effective feature, model and training settings and where each value came from
