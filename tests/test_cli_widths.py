@@ -134,3 +134,18 @@ def test_short_ids_are_unique_prefixes():
     short = short_ids(ids)
     assert short[ids[2]] == "20261203T000000"
     assert short[ids[0]] == "20261202T080552123Z-a1b" and short[ids[1]] == "20261202T080552123Z-a1f"
+
+
+def test_run_log_lines_wrap_at_spaces_and_keep_run_ids_whole():
+    import logging
+
+    from lstmcast.runlog import LOG_FORMAT, WrappingFormatter
+
+    run_id = "20261202T080552123Z-a1b2c3"
+    msg = f"yahoo:AAPL 1d: challenger {run_id} beats the champion 20261201T060000000Z-ffffff on 250 origins"
+    rec = logging.LogRecord("lstmcast", logging.INFO, __file__, 1, msg, None, None)
+    text = WrappingFormatter(LOG_FORMAT, width=80).format(rec)
+    lines = text.splitlines()
+    assert len(lines) > 1 and all(len(x) <= 80 for x in lines)
+    assert any(run_id in x for x in lines) and any("20261201T060000000Z-ffffff" in x for x in lines)
+    assert " ".join(x.strip() for x in lines).endswith(msg)
