@@ -149,3 +149,13 @@ def test_run_log_lines_wrap_at_spaces_and_keep_run_ids_whole():
     assert len(lines) > 1 and all(len(x) <= 80 for x in lines)
     assert any(run_id in x for x in lines) and any("20261201T060000000Z-ffffff" in x for x in lines)
     assert " ".join(x.strip() for x in lines).endswith(msg)
+
+
+@pytest.mark.xfail(strict=True, reason="cli/predict.py and cli/backtest.py adopt common.table in their own branch "
+                   "(the changes are in the widths report); drop this mark when they do")
+@pytest.mark.parametrize("width", (80,))
+def test_predict_and_backtest_tables_fit(filled, at_width, width):
+    for args in (("predict", "BTC-USD"),
+                 ("backtest", "BTC-USD", "--start", "2019-10-10", "--refit-every", "10", *FAST)):
+        r = at_width(width, *args)
+        _assert_fits(r.stdout, width, " ".join(args))
