@@ -64,7 +64,7 @@ def show_cmd(
     if as_json:
         common.print_json({**meta, "current": info.current, "path": str(info.path)})
         return
-    _render_run(info, meta)
+    _render_run(info, meta, data_dir=data_dir)
 
 
 def _kv(d: dict | None) -> str:
@@ -82,11 +82,15 @@ def _kv(d: dict | None) -> str:
     return ", ".join(f"{k} {one(v)}" for k, v in d.items())
 
 
-def _render_run(info, meta: dict) -> None:  # type: ignore[no-untyped-def]
+def _render_run(info, meta: dict, *, data_dir) -> None:  # type: ignore[no-untyped-def]
     d = meta["data"]
+    try:  # relative to the data directory: short enough for 80 columns with the run id whole
+        where = f"DATA_DIR/{info.path.relative_to(data_dir)}"
+    except ValueError:
+        where = str(info.path)
     tr = meta["train"]
     pairs = [
-        ("path", str(info.path)),
+        ("path", where),
         ("data", f"{d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} ({d['kind']}), "
                  f"training part to {common.fmt_time(d['train_end'])}, sha256 {str(d['sha256'])[:12]}..."),
         ("features", _kv(meta.get("features"))),
