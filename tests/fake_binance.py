@@ -147,3 +147,19 @@ class FakeBinance:
             page = [k for k in self.klines if start <= k[0] <= end][:limit]
             self.last_page = page
             return self._send(h, 200, page)
+
+
+def hourly_klines(n: int = 1200, *, start: str = "2019-06-01") -> list[list]:
+    """``n`` hourly bars of a gentle random walk (for 1h fetches; the fake serves whatever it holds)."""
+    import numpy as np
+
+    hour = 3_600_000
+    t0 = int(pd.Timestamp(start, tz="UTC").timestamp() * 1000)
+    close = 8000 * np.exp(np.cumsum(np.random.default_rng(0).normal(0, 0.004, n)))
+    out = []
+    for i, c in enumerate(close):
+        o = close[i - 1] if i else c
+        t = t0 + i * hour
+        out.append([t, f"{o:.2f}", f"{max(o, c) * 1.001:.2f}", f"{min(o, c) * 0.999:.2f}", f"{c:.2f}", "12.5",
+                    t + hour - 1, f"{12.5 * c:.2f}", 100, "0", "0", "0"])
+    return out

@@ -124,3 +124,46 @@ def test_repeated_page_ends_partial_exit_1_and_reports_stored_rows(cli, monkeypa
     doc = json.loads(j.stdout)["results"][0]
     assert j.exit_code == 0 and doc["status"] == "ok"  # the fake's script is spent: the rest arrives
     assert doc["bars_expected"] == 1782 - 499 and doc["bars_received"] == 1782 - 499 - 12
+
+
+def test_retries_are_reported_with_status_and_wait(cli, monkeypatch):
+    """Off a terminal, with --verbose, each retry is one plain line on stderr; the fetch succeeds."""
+    from fake_binance import FakeBinance, hourly_klines
+    from lstmcast.data import update
+
+    real = update.fetch_series
+    with FakeBinance(klines=hourly_klines(1200), script=[429, None, 429, 500], retry_after="1") as fb:
+        monkeypatch.setattr(update, "fetch_series", lambda store, spec, **kw: real(
+            store, spec, exchange_overrides=fb.overrides, sleep=lambda s: None, **kw))
+        r = cli("fetch", "binance:BTC/USDT", "--interval", "1h", "--verbose")
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.stderr.splitlines() if "waiting" in x]
+    assert lines[0] == "binance:BTC/USDT: 429 from binance, waiting 1 s (retry 1)", r.stderr
+    assert len(lines) == 3 and "500 from binance" in lines[2] and "(retry 2)" in lines[2]
+    assert "1200" in r.stdout
+
+
+def test_live_progress_shows_pages_rows_and_retries(data_dir, monkeypatch):
+    """On a terminal: the live line names the page and rows so far; a retry also leaves a line.
+    (sleep really waits 0.3 s here so that the live display refreshes at least once.)"""
+    import io
+
+    from rich.console import Console
+
+    from fake_binance import FakeBinance, hourly_klines
+    from lstmcast.cli import common, fetch
+    from lstmcast.data import update
+    from lstmcast.data.store import Store
+
+    buf = io.StringIO()
+    monkeypatch.setattr(common, "err", lambda: Console(file=buf, force_terminal=True, width=120,
+                                                       color_system=None))
+    real = update.fetch_series
+    with FakeBinance(klines=hourly_klines(1200), script=[None, 429], retry_after="1") as fb:
+        monkeypatch.setattr(update, "fetch_series", lambda store, spec, **kw: real(
+            store, spec, exchange_overrides=fb.overrides, sleep=lambda s: time.sleep(0.3), **kw))
+        results = fetch._with_progress(Store(data_dir), ["binance:BTC/USDT"], 1, {"interval": "1h"})
+    assert results[0].status == "ok" and results[0].rows_added == 1200
+    text = buf.getvalue()
+    assert "binance:BTC/USDT: 429 from binance, waiting 1 s (retry 1)" in text
+    assert "page 1, 500 rows" in text  # the live line, drawn while the retry is waited out

@@ -51,7 +51,7 @@ def test_train_prints_metrics_and_saves_current_run(cli, btc):
     r = cli("models", "show", runs[0]["run_id"])
     assert r.exit_code == 0 and "beats naive" in r.stdout
     r = cli("models", "list", "BTC-USD")
-    assert r.exit_code == 0 and runs[0]["run_id"] in r.stdout
+    assert r.exit_code == 0 and runs[0]["run_id"][:15] in r.stdout  # a unique prefix: date and time
 
 
 def test_train_json_report(cli, btc):
@@ -179,3 +179,41 @@ def test_interrupted_training_is_saved_but_not_current(store, btc):
     )
     assert second.interrupted and not second.promoted and second.run.status == "interrupted"
     assert checkpoint.current_run_id(store.root, second.key) == first.run.run_id
+
+
+def test_batch_progress_within_each_epoch(store, btc):
+    """A progress callback with ``on_batch`` hears every batch: (epoch, done, total), done reaching
+    total in each epoch; the epoch callback still gets one EpochStats per epoch."""
+    from lstmcast import train as T
+    from lstmcast.features import FeatureConfig
+    from lstmcast.model import ModelConfig
+
+    epochs_seen, batches = [], []
+
+    class Progress:
+        def __call__(self, s):
+            epochs_seen.append(s.epoch)
+
+        def on_batch(self, epoch, done, total):
+            batches.append((epoch, done, total))
+
+    T.train_series(store, btc, features=FeatureConfig(lookback=20), model=ModelConfig(hidden=4, layers=1),
+                   train=T.TrainConfig(epochs=2, threads=1, batch_size=256, patience=0), progress=Progress())
+    assert epochs_seen == [1, 2]
+    total = batches[0][2]
+    assert total > 1 and batches == [(e, d, total) for e in (1, 2) for d in range(1, total + 1)]
+
+
+def test_train_bar_shows_batches(cli, btc, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from lstmcast.cli import common
+
+    buf = io.StringIO()
+    monkeypatch.setattr(common, "err", lambda: Console(file=buf, force_terminal=True, width=120, color_system=None))
+    r = cli("train", btc, *FAST)
+    assert r.exit_code == 0, r.output
+    last = buf.getvalue().split("\r")[-1]
+    assert "epoch 2/2" in last and "train " in last and "batch " not in last  # an epoch ends the batch count

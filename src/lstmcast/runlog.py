@@ -32,6 +32,28 @@ LOGGER_NAME = "lstmcast"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 
+class WrappingFormatter(logging.Formatter):
+    """For a terminal: long lines wrap at spaces to the terminal's width, continued with an indent,
+    never inside a word (a run id or a path stays whole, on a line of its own if it must). The
+    log file keeps one record per line."""
+
+    def __init__(self, fmt: str, *, datefmt: str | None = None, width: int | None = None) -> None:
+        super().__init__(fmt, datefmt=datefmt)
+        self.width = width
+
+    def format(self, record: logging.LogRecord) -> str:
+        import shutil
+        import textwrap
+
+        text = super().format(record)
+        width = self.width or shutil.get_terminal_size().columns
+        return "\n".join(
+            textwrap.fill(line, width=max(40, width), subsequent_indent="    ", break_long_words=False,
+                          break_on_hyphens=False)
+            for line in text.splitlines()
+        )
+
+
 def log_path(data_dir: Path) -> Path:
     return Path(data_dir) / "logs" / "lstmcast.log"
 
@@ -91,7 +113,8 @@ def run_logging(
     handlers: list[logging.Handler] = [file_handler]
     if terminal:
         term = logging.StreamHandler(sys.stderr)
-        term.setFormatter(fmt)
+        wrap = sys.stderr.isatty()  # a pipe or cron log keeps one record per line
+        term.setFormatter(WrappingFormatter(LOG_FORMAT, datefmt=fmt.datefmt) if wrap else fmt)
         handlers.append(term)
     old_level, old_propagate = logger.level, logger.propagate
     logger.setLevel(level)

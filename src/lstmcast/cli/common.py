@@ -27,6 +27,15 @@ META_JSON = "lstmcast.json"  # this run prints JSON (root --json or the command'
 META_DATA_DIR = "lstmcast.data_dir"  # --data-dir given after the subcommand
 OUTPUT_SUFFIXES = (".csv", ".parquet", ".json")
 
+# Help texts that list the choices, shared so every command says the same (typer options take them
+# as help=...; metavars follow the usual DATE / N / FILE / DEVICE style).
+INTERVALS = "1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk"
+HELP_INTERVAL = f"{INTERVALS}."  # the metavar INTERVAL says what it is
+HELP_DEVICE = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
+HELP_TARGET = "return (next log returns) or price (the scaled level, the tutorial style)."
+HELP_WINDOW = "expanding (all data up to the origin) or rolling (the last --train-size rows)."
+HELP_FAMILY = "lstm, gru, linear, naive, drift, moving_average or mean_return."
+
 
 def is_app_settings(obj: object) -> bool:
     """``obj`` is an ``AppSettings``, without importing config (and pydantic) just to ask."""
@@ -224,10 +233,22 @@ def fmt_num(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def fmt_range(first: str | None, last: str | None, *, wide: int = 24) -> str:
+    """``first .. last``; on two lines when longer than ``wide`` characters (intraday times), so a
+    range column stays narrow without cutting either end."""
+    if not first:
+        return "-"
+    a, b = fmt_time(first), fmt_time(last)
+    one = f"{a} .. {b}"
+    return one if len(one) <= wide else f"{a} ..\n{b}"
+
+
 def fmt_time(iso: str | None) -> str:
     if not iso:
         return "-"
-    return iso.replace("T00:00:00+00:00", "").replace("+00:00", "Z").replace("T", " ")
+    # whole minutes drop their seconds (an hourly bar is "2019-10-03 23:00Z"): narrower columns
+    text = iso.replace("T00:00:00+00:00", "").replace(":00+00:00", "+00:00")
+    return text.replace("+00:00", "Z").replace("T", " ")
 
 
 def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None):
@@ -250,3 +271,137 @@ def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None)
         T.resolve_device(setup.train.device)
     return setup
 
+
+
+# -- tables that fit the terminal ---------------------------------------------------------------
+# Numbers, dates, ids and series names are never cut: rich would end them with "…" when a table is
+# wider than the terminal, and a cut number is worse than none. So those columns get a minimum width
+# of their widest cell; only free-text columns fold. When even that does not fit, optional columns
+# are dropped (least important first), and as a last resort every row becomes a block of
+# "header  value" lines (the stacked layout).
+NUM, DATE, ID, TEXT = "num", "date", "id", "text"
+TEXT_MIN = 12  # a folding text column narrower than this is unreadable
+
+
+@dataclass(frozen=True)
+class Col:
+    """One table column. ``kind``: ``num`` (right-aligned), ``date``, ``id`` (symbols, run ids: kept
+    whole) or ``text`` (folds). ``drop`` > 0 marks an optional column; higher numbers go first when
+    the table is too wide."""
+
+    header: str
+    kind: str = TEXT
+    drop: int = 0
+    justify: str | None = None
+
+
+def _cell_len(cell: Any) -> int:
+    from rich.text import Text
+
+    if isinstance(cell, Text):
+        return max((len(line) for line in cell.plain.splitlines()), default=0)
+    return max((len(line) for line in Text.from_markup(str(cell)).plain.splitlines()), default=0)
+
+
+def _table_width(widths: list[int]) -> int:
+    return sum(widths) + 3 * len(widths) + 1  # rich's default box: a bar and a space either side
+
+
+def table(title: str | None, cols: list[Col], rows: list[list[Any]], *, width: int | None = None) -> Any:
+    """A rich renderable for ``rows`` that fits ``width`` (default: the output console's) with no
+    number, date, id or name cut: a table (fewer columns when narrow), or the stacked layout.
+
+    Cells are markup strings or ``rich.text.Text``. Print it with ``out().print(...)``."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or out().width
+    keep = list(range(len(cols)))
+
+    def fixed(i: int) -> int:
+        return max([_cell_len(cols[i].header), *(_cell_len(r[i]) for r in rows)])
+
+    def needed(idx: list[int]) -> int:
+        return _table_width([fixed(i) if cols[i].kind != TEXT else min(TEXT_MIN, fixed(i)) for i in idx])
+
+    for level in sorted({c.drop for c in cols if c.drop}, reverse=True):
+        if needed(keep) <= width:
+            break
+        keep = [i for i in keep if cols[i].drop < level]
+    if needed(keep) > width:
+        return _stacked(title, cols, rows)
+    t = Table(title=Text(title) if title else None, title_justify="left")
+    for i in keep:
+        c = cols[i]
+        whole = c.kind != TEXT
+        t.add_column(
+            c.header, justify=c.justify or ("right" if c.kind == NUM else "left"),  # type: ignore[arg-type]
+            no_wrap=whole, overflow="fold", min_width=fixed(i) if whole else min(TEXT_MIN, fixed(i)),
+        )
+    for r in rows:
+        t.add_row(*(r[i] for i in keep))
+    dropped = [cols[i].header for i in range(len(cols)) if i not in keep]
+    if not dropped:
+        return t
+    note = Text(f"(narrow terminal: left out {', '.join(dropped)}; widen it or use --json)", style="dim")
+    return Group(t, note)
+
+
+def _stacked(title: str | None, cols: list[Col], rows: list[list[Any]]) -> Any:
+    """Each row as a block of ``header  value`` lines: nothing is cut at any width."""
+    from rich.console import Group
+    from rich.text import Text
+
+    pad = max(len(c.header) for c in cols)
+    parts: list[Any] = [Text(title, style="bold")] if title else []
+    for r in rows:
+        for j, (c, cell) in enumerate(zip(cols, r, strict=True)):
+            line = Text(("- " if j == 0 else "  ") + c.header.ljust(pad) + "  ")
+            line.append(cell if isinstance(cell, Text) else Text.from_markup(str(cell)))
+            parts.append(line)
+    return Group(*parts)
+
+
+def short_ids(ids: list[str], *, min_len: int = 15) -> dict[str, str]:
+    """Each id mapped to its shortest prefix (at least ``min_len``: a run id's date and time to the
+    second) that no other id in ``ids`` shares, as git shows commits; ``models show`` and ``--model``
+    accept such a prefix."""
+    uniq = sorted(set(ids))
+    out_: dict[str, str] = {}
+    for i, x in enumerate(uniq):
+        n = min_len
+        for y in (uniq[i - 1] if i else None, uniq[i + 1] if i + 1 < len(uniq) else None):
+            if y is None:
+                continue
+            common_len = next((k for k, (a, b) in enumerate(zip(x, y, strict=False)) if a != b), min(len(x), len(y)))
+            n = max(n, common_len + 1)
+        out_[x] = x[: min(n, len(x))]
+    return out_
+
+
+def key_values(pairs: list[tuple[str, Any]], *, title: str | None = None) -> Any:
+    """Labelled lines (``label  value``), values folding under themselves on a narrow terminal: for
+    ``models show`` and other one-record views."""
+    from rich.table import Table
+    from rich.text import Text
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(no_wrap=True, style="bold")
+    t.add_column(overflow="fold")
+    if title:
+        t.title, t.title_justify = Text(title, style="bold"), "left"
+    for label, value in pairs:
+        t.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    return t
+
+
+def fmt_compact(x: float | None) -> str:
+    """A number in at most ~7 characters (12.3k, 4.56M) for narrow columns; ``fmt_num`` otherwise."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    ax = abs(x)
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e4, "k")):
+        if ax >= div:
+            return f"{x / (div if suffix != 'k' else 1e3):.3g}{suffix}"
+    return fmt_num(x)

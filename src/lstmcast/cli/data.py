@@ -15,24 +15,30 @@ data_app = typer.Typer(help="Inspect the local price store.", no_args_is_help=Tr
 def import_cmd(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV or Parquet file, also .gz, .bz2, .xz or a .zip holding one file."),
-    symbol: str = typer.Option(..., "--symbol", "-s", help="Symbol to store it as, e.g. BTC-USD, 7203.T."),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval of the file."),
-    source: str = typer.Option("import", "--source", help="Source name to file it under."),
+    symbol: str = typer.Option(..., "--symbol", "-s", metavar="SYMBOL",
+                               help="Symbol to store it as, e.g. BTC-USD, 7203.T."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL",
+                                 help=f"Bar interval of the file: {common.INTERVALS}."),
+    source: str = typer.Option("import", "--source", metavar="NAME", help="Source name to file it under."),
     value_column: str | None = typer.Option(
-        None, "--value-column", help="Import a plain univariate series (not a price) from this column."
+        None, "--value-column", metavar="COLUMN",
+        help="Import a plain univariate series (not a price) from this column."
     ),
     market: str | None = typer.Option(
-        None, "--market",
+        None, "--market", metavar="MARKET",
         help="crypto (or 24/7), equity (NYSE), an exchange code such as XTKS or XLON, fx or continuous "
         "(default: from the symbol's suffix, else 24/7 if bars fall on weekends, else NYSE).",
     ),
-    asset: str | None = typer.Option(None, "--asset", help="The asset to read from a wide ASSET:field file."),
+    asset: str | None = typer.Option(None, "--asset", metavar="ASSET",
+                                     help="The asset to read from a wide ASSET:field file."),
     date_format: str | None = typer.Option(
-        None, "--date-format", help="strftime format of the dates, e.g. '%d.%m.%Y' or '%Y-%m-%d %I-%p'."
+        None, "--date-format", metavar="FORMAT",
+        help="strftime format of the dates, e.g. '%d.%m.%Y' or '%Y-%m-%d %I-%p'."
     ),
     dayfirst: bool = typer.Option(False, "--dayfirst", help="Dates such as 01/02/2013 are day-first (1 Feb)."),
     tz: str | None = typer.Option(
-        None, "--tz", help="Zone of intraday times written without a UTC offset, e.g. UTC or America/New_York."
+        None, "--tz", metavar="ZONE",
+        help="Zone of intraday times written without a UTC offset, e.g. UTC or America/New_York."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -100,8 +106,6 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     if as_json:
         common.print_json(manifests)
         return
-    from rich.table import Table
-
     con = common.out()
     if not manifests:
         con.print(
@@ -111,18 +115,21 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
             soft_wrap=True,
         )
         return
-    t = Table(title=escape(f"series in {common.settings(ctx).data_dir}"))
-    for col in ("series", "interval", "kind", "market", "rows", "first", "last", "gaps"):
-        t.add_column(col, justify="right" if col in ("rows", "gaps") else "left", no_wrap=True)
+    C = common.Col
+    cols = [C("series", common.ID), C("interval", common.ID), C("kind", common.ID, drop=2),
+            C("market", common.ID, drop=1), C("rows", common.NUM), C("first", common.DATE),
+            C("last", common.DATE), C("gaps", common.NUM, drop=3)]
+    rows = []
     for m in manifests:
         name = escape(f"{m['source']}:{m['symbol']}")
         if m["status"] == "damaged":
-            t.add_row(name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-")
+            rows.append([name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-"])
             continue
-        t.add_row(
-            name, m["interval"], m["kind"], m["market"], str(m["rows"]),
+        rows.append([
+            name, m["interval"], m["kind"], escape(m["market"]), str(m["rows"]),
             common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
-        )
+        ])
+    t = common.table(f"series in {common.settings(ctx).data_dir}", cols, rows)
     con.print(t)
     for m in manifests:
         if m["note"]:
@@ -147,8 +154,8 @@ def _data_dir_origin(data_dir: Path) -> str:
 def show_cmd(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
-    interval: str = typer.Option("1d", "--interval", "-i"),
-    tail: int = typer.Option(5, "--tail", min=0, help="How many of the last bars to show."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    tail: int = typer.Option(5, "--tail", min=0, metavar="N", help="How many of the last bars to show."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one series: range, rows, gaps and the last bars."""
@@ -161,8 +168,6 @@ def show_cmd(
         rows = [{"time": t.isoformat(), **{c: float(v) for c, v in row.items()}} for t, row in last.iterrows()]
         common.print_json({"manifest": manifest, "last_bars": rows})
         return
-    from rich.table import Table
-
     con = common.out()
     g = manifest["gaps"]
     con.print(
@@ -172,12 +177,10 @@ def show_cmd(
     con.print(f"missing bars: {g['missing_bars']} in {g['runs']} run(s); file sha256 {manifest['sha256'][:12]}...")
     for run in g["largest"][:5]:
         con.print(f"  gap {common.fmt_time(run['from'])} .. {common.fmt_time(run['to'])}: {run['bars']} bar(s)")
-    t = Table(title="last bars")
-    t.add_column("time")
-    for c in last.columns:
-        t.add_column(c, justify="right")
-    for ts, row in last.iterrows():
-        t.add_row(common.fmt_time(ts.isoformat()), *(common.fmt_num(float(v)) for v in row.to_numpy()))
+    cols = [common.Col("time", common.DATE), *(common.Col(c, common.NUM) for c in last.columns)]
+    rows = [[common.fmt_time(ts.isoformat()), *(common.fmt_num(float(v)) for v in row.to_numpy())]
+            for ts, row in last.iterrows()]
+    t = common.table("last bars", cols, rows)
     con.print(t)
 
 

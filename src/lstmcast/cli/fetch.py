@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from lstmcast.cli import common
 from lstmcast.errors import EXIT_ERROR, EXIT_PARTIAL
@@ -15,15 +16,18 @@ def fetch_cmd(
     symbols: list[str] = typer.Argument(
         ..., help="AAPL, ^GSPC, EURUSD=X, BTC-USD (Yahoo) or EXCHANGE:BASE/QUOTE such as binance:BTC/USDT (ccxt)."
     ),
-    interval: str = typer.Option("1d", "--interval", "-i", help="1m, 5m, 15m, 30m, 1h, 4h (ccxt), 1d, 1wk."),
-    start: str | None = typer.Option(None, "--start", help="First date (YYYY-MM-DD); default: all history."),
-    end: str | None = typer.Option(None, "--end", help="End date, exclusive (YYYY-MM-DD); default: now."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    start: str | None = typer.Option(None, "--start", metavar="DATE",
+                                     help="First date (YYYY-MM-DD); default: all history."),
+    end: str | None = typer.Option(None, "--end", metavar="DATE",
+                                   help="End date, exclusive (YYYY-MM-DD); default: now."),
     full: bool = typer.Option(False, "--full", help="Refetch everything and replace the stored series."),
-    source: str | None = typer.Option(None, "--source", help="Force yahoo or ccxt instead of guessing."),
+    source: str | None = typer.Option(None, "--source", metavar="SOURCE",
+                                      help="yahoo or ccxt, instead of guessing from the symbol."),
     include_partial: bool = typer.Option(
         False, "--include-partial", help="Also store the still-forming current bar."
     ),
-    workers: int = typer.Option(4, "--workers", min=1, max=16, help="Symbols fetched at the same time."),
+    workers: int = typer.Option(4, "--workers", min=1, max=16, metavar="N", help="Symbols fetched at the same time."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Fetch price bars into the store, incrementally (from the last stored bar) unless --full.
@@ -38,7 +42,9 @@ def fetch_cmd(
     kwargs = dict(interval=interval, start=start, end=end, full=full, source=source,
                   include_partial=include_partial)
     if as_json or not sys.stderr.isatty():
-        results = fetch_many(store, symbols, max_workers=workers, **kwargs)
+        # no live display; with --verbose each retry is a plain line on stderr (why a fetch was slow)
+        plain = _plain_retries if common.settings(ctx).verbose else None
+        results = fetch_many(store, symbols, max_workers=workers, on_activity=plain, **kwargs)
     else:
         results = _with_progress(store, symbols, workers, kwargs)
 
@@ -54,22 +60,50 @@ def fetch_cmd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+def retry_line(a) -> str:  # type: ignore[no-untyped-def]
+    """``429 from binance, waiting 1 s (retry 2)`` for a ``FetchActivity`` that is a retry."""
+    why = f"{a.status} from {a.source}" if a.status else (a.error or f"temporary error from {a.source}")
+    if len(why) > 100:
+        why = why[:97] + "..."
+    wait = f"{a.wait_s:.0f}" if a.wait_s >= 1 else f"{a.wait_s:.1f}"
+    return f"{why}, waiting {wait} s (retry {a.retry})"
+
+
+def _plain_retries(a) -> None:  # type: ignore[no-untyped-def]
+    if a.retry:
+        common.err().print(f"{a.spec}: {retry_line(a)}", markup=False, highlight=False, soft_wrap=True)
+
+
 def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
+    """One live line per symbol: pages and rows so far, the retry being waited out; each retry
+    also leaves a line above the display."""
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from lstmcast.data.update import fetch_many
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=common.err(), transient=True) as progress:
-        tasks = {s: progress.add_task(f"waiting  {s}", total=1) for s in symbols}
+        tasks = {s: progress.add_task(f"waiting  {escape(s)}", total=1) for s in symbols}
 
         def on_progress(spec: str, event: str, result) -> None:
             if event == "start":
-                progress.update(tasks[spec], description=f"fetching {spec}")
+                progress.update(tasks[spec], description=f"fetching {escape(spec)}")
             else:
-                progress.update(tasks[spec], description=f"{result.status:<8} {spec}", completed=1)
+                progress.update(tasks[spec], description=f"{result.status:<8} {escape(spec)}", completed=1)
 
-        return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, **kwargs)
+        def on_activity(a) -> None:  # type: ignore[no-untyped-def]
+            got = f"page {a.pages}, {a.rows:,} rows" if a.pages else "first page"
+            if a.retry:
+                progress.console.print(f"[yellow]{escape(a.spec)}:[/] {escape(retry_line(a))}", highlight=False)
+                why = f"{a.status}" if a.status else "error"
+                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}; {why}, "
+                                                           f"retry {a.retry} in {a.wait_s:.1f} s")
+            else:
+                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}")
+
+        return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, on_activity=on_activity,
+                          **kwargs)
 
 
 def _render(results) -> None:
@@ -77,15 +111,12 @@ def _render(results) -> None:
         common.err().print(f"[bold red]error:[/] {results[0].error}{_stored(results[0])}", markup=True,
                            highlight=False, soft_wrap=True)
         return
-    from rich.table import Table
-
-    t = Table(title="fetch (bars: received/expected by the market calendar; gaps: new missing bars; "
-                    "flags: zero-volume bars, |log return| > 50% jumps)")
-    for col in ("series", "status", "added", "bars", "new range", "gaps", "flags"):
-        t.add_column(col, justify="right" if col in ("added", "bars", "gaps") else "left",
-                     no_wrap=col != "flags", overflow="fold")
+    C = common.Col
+    cols = [C("series", common.ID), C("status", common.ID), C("added", common.NUM), C("bars", common.NUM),
+            C("new range", common.DATE), C("gaps", common.NUM, drop=1), C("flags", common.TEXT, drop=2)]
+    rows = []
     for r in results:
-        rng = f"{common.fmt_time(r.first)}..{common.fmt_time(r.last)}" if r.first else "-"
+        rng = common.fmt_range(r.first, r.last)
         gaps = sum(g["bars"] for g in r.new_gaps)
         flags = []
         if r.quality.get("zero_volume"):
@@ -94,9 +125,12 @@ def _render(results) -> None:
             flags.append(f"{len(r.quality['jumps'])} jumps")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
         bars = f"{r.bars_received}/{r.bars_expected}" if r.bars_expected or r.bars_received else "-"
-        t.add_row(r.key.spec if r.key else r.spec, f"[{color}]{r.status}[/]", str(r.rows_added), bars, rng,
-                  str(gaps), ", ".join(flags) or "-")
+        rows.append([escape(r.key.spec if r.key else r.spec), f"[{color}]{r.status}[/]", str(r.rows_added), bars,
+                     rng, str(gaps), ", ".join(flags) or "-"])
+    t = common.table("fetch", cols, rows)
     common.out().print(t)
+    common.out().print("bars: received/expected by the market calendar; gaps: new missing bars; flags: "
+                       "zero-volume bars, |log return| > 50% jumps", style="dim")
     con = common.err()
     for r in results:
         if r.error:

@@ -12,8 +12,8 @@ from lstmcast.cli import common
 def forecasts_cmd(
     ctx: typer.Context,
     symbol: str = typer.Argument(..., help="SYMBOL or SOURCE:SYMBOL."),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
-    last: int = typer.Option(10, "--last", "-n", min=1, help="How many recent forecast origins to list."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    last: int = typer.Option(10, "--last", "-n", min=1, metavar="N", help="How many recent forecast origins to list."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     output: Path | None = typer.Option(
         None, "--output", "-o", metavar="FILE",
@@ -48,25 +48,21 @@ def forecasts_cmd(
             }
         )
         return
-    from rich.table import Table
-
-    t = Table(title=f"forecasts for {key}")
-    for col in ("origin", "model", "step", "target", "predicted", "interval", "naive", "actual", "error"):
-        t.add_column(col, justify="right" if col not in ("origin", "model", "target") else "left")
+    C = common.Col
+    cols = [C("origin", common.DATE), C("model", common.ID), C("step", common.NUM), C("target", common.DATE),
+            C("predicted", common.NUM), C("interval", common.NUM, drop=2), C("naive", common.NUM, drop=1),
+            C("actual", common.NUM), C("error", common.NUM, drop=3)]
+    short = common.short_ids([str(x) for x in recent["run_id"]])
+    rows = []
     for r in recent.itertuples():
         bounds = "-" if r.lower != r.lower else f"{common.fmt_num(r.lower)} .. {common.fmt_num(r.upper)}"
         err = "-" if r.actual != r.actual else common.fmt_num(r.predicted - r.actual)
-        t.add_row(
-            common.fmt_time(r.origin.isoformat()),
-            str(r.run_id),
-            str(r.step),
-            common.fmt_time(r.target_time.isoformat()),
-            common.fmt_num(r.predicted),
-            bounds,
-            common.fmt_num(r.naive),
-            common.fmt_num(r.actual),
-            err,
-        )
+        rows.append([
+            common.fmt_time(r.origin.isoformat()), short[str(r.run_id)], str(r.step),
+            common.fmt_time(r.target_time.isoformat()), common.fmt_num(r.predicted), bounds,
+            common.fmt_num(r.naive), common.fmt_num(r.actual), err,
+        ])
+    t = common.table(f"forecasts for {key}", cols, rows)
     con = common.out()
     con.print(t)
     if live.n == 0:

@@ -28,23 +28,25 @@ def list_cmd(
     if not runs:
         con.print(f"no models under {data_dir / 'models'}; train one with `lstmcast train SYMBOL`")
         return
-    from rich.table import Table
-
-    t = Table(title=f"models in {data_dir / 'models'}")
-    for col in ("run", "series", "status", "MASE", "naive MASE", "beats naive"):
-        t.add_column(col, justify="right" if "MASE" in col else "left", no_wrap=col == "run")
+    C = common.Col
+    cols = [C("run", common.ID), C("series", common.ID), C("status", common.ID, drop=1), C("MASE", common.NUM),
+            C("naive", common.NUM), C("beats", common.ID)]
+    short = common.short_ids([r.run_id for r in runs])
+    rows = []
     for r in runs:
         m = r.metrics or {}
-        t.add_row(
-            r.run_id + (" *" if r.current else ""),
+        rows.append([
+            short[r.run_id] + (" *" if r.current else ""),
             f"{r.key.spec} {r.key.interval}",
             r.status,
             common.fmt_num((m.get("model") or {}).get("mase")),
             common.fmt_num((m.get("naive") or {}).get("mase")),
             "-" if r.beats_naive is None else ("yes" if r.beats_naive else "no"),
-        )
+        ])
+    t = common.table(f"models in {data_dir / 'models'}", cols, rows)
     con.print(t)
-    con.print("* current model; MASE below the naive forecast's means skill")
+    con.print("* current model. Run ids are shortened to a unique prefix, which `models show` takes. "
+              "MASE below the naive forecast's means skill; beats: a lower MAE than naive with DM p < 0.05.")
 
 
 def show_cmd(
@@ -62,35 +64,53 @@ def show_cmd(
     if as_json:
         common.print_json({**meta, "current": info.current, "path": str(info.path)})
         return
-    con = common.out()
+    _render_run(info, meta, data_dir=data_dir)
+
+
+def _kv(d: dict | None) -> str:
+    """A settings dict as ``name value`` pairs, not a Python repr."""
+    if not d:
+        return "-"
+
+    def one(v) -> str:  # type: ignore[no-untyped-def]
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, list | tuple):
+            return ",".join(map(str, v))
+        return "-" if v is None else str(v)
+
+    return ", ".join(f"{k} {one(v)}" for k, v in d.items())
+
+
+def _render_run(info, meta: dict, *, data_dir) -> None:  # type: ignore[no-untyped-def]
     d = meta["data"]
-    con.print(
-        f"[bold]run {info.run_id}[/] {info.key.spec} {info.key.interval} ({meta['status']}"
-        f"{', current' if info.current else ''})"
-    )
-    con.print(f"  path      {info.path}")
-    con.print(
-        f"  data      {d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} "
-        f"({d['kind']}), training part to {common.fmt_time(d['train_end'])}, "
-        f"sha256 {str(d['sha256'])[:12]}..."
-    )
-    con.print(f"  features  {meta['features']}  inputs {meta['feature_names']}")
-    con.print(f"  model     {meta['model']}")
+    try:  # relative to the data directory: short enough for 80 columns with the run id whole
+        where = f"DATA_DIR/{info.path.relative_to(data_dir)}"
+    except ValueError:
+        where = str(info.path)
     tr = meta.get("train") or {}  # a linear or baseline run records no seed, lr or batch
-    con.print(
-        f"  training  best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
-        f"on {meta['device']}, seed {tr.get('seed', '-')}, lr {tr.get('lr', '-')}, batch {tr.get('batch_size', '-')}"
-    )
-    con.print(f"  versions  lstmcast {meta['versions']['lstmcast']}, torch {meta['versions'].get('torch') or '-'}")
+    pairs = [
+        ("path", where),
+        ("data", f"{d['rows']} bars {common.fmt_time(d['first'])} .. {common.fmt_time(d['last'])} ({d['kind']}), "
+                 f"training part to {common.fmt_time(d['train_end'])}, sha256 {str(d['sha256'])[:12]}..."),
+        ("features", _kv(meta.get("features"))),
+        ("inputs", ", ".join(map(str, meta.get("feature_names") or [])) or "-"),
+        ("model", _kv(meta.get("model"))),
+        ("training", f"best epoch {meta['best_epoch']} of {len(meta['history'])}, {meta['training_seconds']}s "
+                     f"on {meta['device']}, seed {tr.get('seed', '-')}, lr {tr.get('lr', '-')}, "
+                     f"batch {tr.get('batch_size', '-')}"),
+        ("versions", f"lstmcast {meta['versions']['lstmcast']}, torch {meta['versions'].get('torch') or '-'}"),
+    ]
     m = meta.get("metrics") or {}
+    for who in ("model", "naive") if m else ():
+        x = m[who]
+        pairs.append((f"{who} skill", f"MAE {common.fmt_num(x['mae'])}  RMSE {common.fmt_num(x['rmse'])}  "
+                                      f"MASE {common.fmt_num(x['mase'])}  direction {100 * (x['hit_rate'] or 0):.1f}%"))
     if m:
-        for who in ("model", "naive"):
-            x = m[who]
-            con.print(
-                f"  {who:<9} MAE {common.fmt_num(x['mae'])}  RMSE {common.fmt_num(x['rmse'])}  "
-                f"MASE {common.fmt_num(x['mase'])}  direction {100 * (x['hit_rate'] or 0):.1f}%"
-            )
-        con.print(f"  beats naive: {'yes' if meta.get('beats_naive') else 'no'}")
+        pairs.append(("beats naive", "yes" if meta.get("beats_naive") else "no"))
+    title = (f"run {info.run_id} {info.key.spec} {info.key.interval} "
+             f"({meta['status']}{', current' if info.current else ''})")
+    common.out().print(common.key_values(pairs, title=title))
 
 
 def promote_cmd(

@@ -142,7 +142,6 @@ def _render_live(report) -> None:
 
 
 def _render(summary) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     con = common.out()
@@ -151,24 +150,17 @@ def _render(summary) -> None:
             "watchlist is empty: nothing to do (add [[watchlist]] entries to lstmcast.toml)", markup=False
         )
         return
-    t = Table(title=f"lstmcast run {summary.run_id}")
-    for col in ("entry", "fetched", "trained", "promoted", "forecast", "error"):
-        t.add_column(col, overflow="fold")
 
     def show(v) -> str:
         return "-" if v is None else ("yes" if v is True else "no" if v is False else str(v))
 
-    for e in summary.entries:
-        t.add_row(
-            e.entry,
-            show(e.fetched),
-            show(e.trained),
-            show(e.promoted),
-            show(e.forecast),
-            Text(e.error or "", style="red"),
-        )
-    con.print(t)
-
+    C = common.Col
+    cols = [C("entry", common.ID), C("fetched", common.ID, drop=1), C("trained", common.ID, drop=1),
+            C("promoted", common.ID), C("forecast", common.ID), C("error", common.TEXT)]
+    short = common.short_ids([e.trained for e in summary.entries if isinstance(e.trained, str)])
+    rows = [[Text(e.entry), Text(show(e.fetched)), Text(short.get(e.trained, show(e.trained))), Text(show(e.promoted)),
+             Text(show(e.forecast)), Text(e.error or "", style="red")] for e in summary.entries]
+    con.print(common.table(f"lstmcast run {summary.run_id}", cols, rows))
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init_cmd)

@@ -22,9 +22,10 @@ def _times(times) -> list[str]:
 @schedule_app.command("install")
 def install_cmd(
     ctx: typer.Context,
-    cron: str = typer.Option("0 6 * * *", "--cron", help="When to run: five cron fields (local time)."),
+    cron: str = typer.Option("0 6 * * *", "--cron", metavar="'M H DOM MON DOW'",
+                             help="When to run: five cron fields (local time), e.g. '30 22 * * 1-5'."),
     config: Path | None = typer.Option(
-        None, "--config", help="Config file (default: $LSTMCAST_CONFIG, else DATA_DIR/lstmcast.toml)."
+        None, "--config", metavar="FILE", help="Config file (default: $LSTMCAST_CONFIG, else DATA_DIR/lstmcast.toml)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the entry; change nothing."),
     tabfile: Path | None = _TABFILE,
@@ -69,7 +70,7 @@ def install_cmd(
 @schedule_app.command("show")
 def show_cmd(
     ctx: typer.Context,
-    n: int = typer.Option(5, "--next", "-n", min=1, max=100, help="How many upcoming run times."),
+    n: int = typer.Option(5, "--next", "-n", min=1, max=100, metavar="N", help="How many upcoming run times."),
     tabfile: Path | None = _TABFILE,
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -92,9 +93,10 @@ def show_cmd(
     if entry is None:
         con.print(f"no lstmcast entry for {data_dir}; add one with `lstmcast schedule install`", markup=False)
         return
-    con.print(entry.line, markup=False, soft_wrap=True)
-    for t in _times(times):
-        con.print(f"  next: {t}", markup=False)
+    con.print(common.key_values(
+        [("cron", entry.cron), ("command", entry.command), *(("next run", t) for t in _times(times))],
+        title=f"cron entry for {data_dir}",
+    ))
 
 
 @schedule_app.command("remove")

@@ -15,10 +15,12 @@ config_app = typer.Typer(help="Inspect the settings lstmcast trains with.", no_a
 def show_cmd(
     ctx: typer.Context,
     config: Path | None = typer.Option(
-        None, "--config", help="lstmcast.toml or a file with a [train] table (default: $LSTMCAST_CONFIG, "
+        None, "--config", metavar="FILE",
+        help="lstmcast.toml or a file with a [train] table (default: $LSTMCAST_CONFIG, "
         "else DATA_DIR/lstmcast.toml, else none)."
     ),
-    entry: str | None = typer.Option(None, "--entry", help="Show the settings of this watchlist symbol."),
+    entry: str | None = typer.Option(None, "--entry", metavar="SYMBOL",
+                                     help="Show the settings of this watchlist symbol."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Print the effective feature, model and training settings and where each value came from
@@ -30,16 +32,14 @@ def show_cmd(
         common.print_json(report)
         return
     from rich.markup import escape
-    from rich.table import Table
 
     con = common.out()
     con.print(f"config: {report['config'] or 'none (built-in defaults)'}"
               + (f"; entry {report['entry']}" if report["entry"] else ""), markup=False)
-    t = Table()
-    for col in ("setting", "value", "from"):
-        t.add_column(col, no_wrap=col != "from")
-    for key, value in report["settings"].items():
-        t.add_row(key, escape(_show(value)), escape(report["sources"][key]))
+    cols = [common.Col("setting", common.ID), common.Col("value", common.ID), common.Col("from", common.TEXT)]
+    rows = [[escape(key), escape(_show(value)), escape(report["sources"][key])]
+            for key, value in report["settings"].items()]
+    t = common.table(None, cols, rows)
     con.print(t)
     con.print(f"lstmcast run without a threads setting uses {report['run_threads_default']} torch thread(s) "
               "per process", markup=False)

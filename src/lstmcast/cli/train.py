@@ -100,31 +100,38 @@ def train_cmd(
 
 @contextlib.contextmanager
 def _epoch_bar(epochs: int) -> Iterator[Any]:
-    """A rich progress bar over epochs (on stderr); yields the callback for ``train_series``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """A rich progress bar over epochs (on stderr) that also moves within an epoch, batch by batch;
+    yields the callback for ``train_series`` (its ``on_batch`` is what the loop calls per batch)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("epoch"),
-        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
         BarColumn(),
+        TextColumn("{task.fields[batch]}"),
         TextColumn("{task.fields[losses]}"),
         TimeElapsedColumn(),
         console=common.err(),
         transient=False,
     ) as bar:
-        task = bar.add_task("train", total=epochs, losses="")
+        task = bar.add_task("train", total=epochs, losses="", epoch=0, batch="")
         seen = [0]
 
-        def progress(s: Any) -> None:
-            seen[0] = s.epoch
-            mark = " *" if s.best else ""
-            bar.update(
-                task,
-                completed=s.epoch,
-                losses=f"train {s.train_loss:.4f}  val {s.val_loss:.4f}  lr {s.lr:.1e}{mark}",
-            )
+        class Callback:
+            def __call__(self, s: Any) -> None:
+                seen[0] = s.epoch
+                mark = " *" if s.best else ""
+                bar.update(
+                    task,
+                    completed=s.epoch,
+                    epoch=s.epoch,
+                    batch="",
+                    losses=f"train {s.train_loss:.4f}  val {s.val_loss:.4f}  lr {s.lr:.1e}{mark}",
+                )
 
-        yield progress
+            def on_batch(self, epoch: int, done: int, total: int) -> None:
+                bar.update(task, completed=epoch - 1 + done / total, epoch=epoch, batch=f"batch {done}/{total}")
+
+        yield Callback()
         bar.update(task, total=max(1, seen[0]), completed=seen[0])  # early stopping ends the bar full
 
 

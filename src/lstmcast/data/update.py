@@ -8,6 +8,7 @@ and reports new gaps, zero-volume bars and suspicious jumps. Nothing is "fixed" 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,41 @@ STATUS_OK = "ok"  # new bars stored (or already up to date)
 STATUS_UP_TO_DATE = "up-to-date"
 STATUS_PARTIAL = "partial"  # failed half-way; the bars received were stored, the manifest says where
 STATUS_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FetchActivity:
+    """What a fetch is doing, for a progress display: a page arrived (``retry`` 0), or a request
+    failed for a temporary reason and is asked again after ``wait_s`` seconds (``retry`` >= 1)."""
+
+    spec: str
+    source: str  # "yahoo", "binance", ...
+    pages: int = 0  # pages received so far
+    rows: int = 0  # bars received so far
+    retry: int = 0  # the retry about to be made (1-based); 0 for a page
+    wait_s: float = 0.0
+    status: int | None = None  # the HTTP status behind a retry (429, 418, 5xx) when the error names one
+    error: str | None = None  # the error being retried, one line
+
+
+_HTTP_STATUS = re.compile(r"\s(4\d\d|5\d\d)\s+[A-Z]")  # ccxt: "... URL 429 Too Many Requests ..."
+
+
+def _http_status(e: BaseException) -> int | None:
+    """The HTTP status an error (or its cause) names, e.g. 429 in ccxt's "binance GET ... 429 Too Many
+    Requests"; None when it names none."""
+    cur: BaseException | None = e
+    for _ in range(5):
+        if cur is None:
+            break
+        code = getattr(cur, "status_code", None) or getattr(getattr(cur, "response", None), "status_code", None)
+        if isinstance(code, int):
+            return code
+        m = _HTTP_STATUS.search(str(cur))
+        if m:
+            return int(m.group(1))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 @dataclass
@@ -196,12 +232,14 @@ def fetch_series(
     sleep: Callable[[float], None] = time.sleep,
     now: pd.Timestamp | None = None,
     on_page: Callable[[int, int], None] | None = None,
+    on_activity: Callable[[FetchActivity], None] | None = None,
 ) -> FetchResult:
     """Fetch one series into the store and report what changed. Raises nothing for vendor problems:
     they come back as ``status="failed"`` (or ``"partial"``) with ``error`` set; bad arguments raise.
 
     ``session`` (a requests/curl_cffi Session for Yahoo) and ``exchange_overrides`` (ccxt config,
     e.g. ``{"urls": {"api": {"public": ...}}}``) are the seams tests use to reach fake far ends.
+    ``on_activity`` receives a ``FetchActivity`` for every page and every retry (from this thread).
     """
     t0 = time.monotonic()
     iv = calendar.parse_interval(interval)
@@ -224,11 +262,27 @@ def fetch_series(
         # Re-fetch the last stored bar: it may have been stored before it was complete.
         fetch_from = old.index[-1] if start_ts is None else min(start_ts, old.index[-1])
     budget = RetryBudget()  # one wait allowance for the whole fetch, all pages together
-    retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep, budget=budget)  # noqa: E731
+    seen = {"pages": 0, "rows": 0}
+
+    def tell(**what: Any) -> None:
+        if on_activity is not None:
+            on_activity(FetchActivity(spec=spec, source=name, pages=seen["pages"], rows=seen["rows"], **what))
+
+    def retried(attempt: int, e: Exception, delay: float) -> None:
+        tell(retry=attempt, wait_s=delay, status=_http_status(e), error=str(e).splitlines()[0] if str(e) else None)
+
+    def paged(pages: int, rows: int) -> None:
+        seen["pages"], seen["rows"] = pages, rows
+        tell()
+        if on_page is not None:
+            on_page(pages, rows)
+
+    retry = lambda fn: call_with_retry(fn, policy=policy, sleep=sleep, budget=budget, on_retry=retried)  # noqa: E731
 
     def wait(attempt: int) -> None:  # before asking again for a page that came back wrong
         delay = backoff_delay(attempt, policy)
         if budget.waited + delay <= policy.max_elapsed_s:  # past the budget: ask again at once
+            tell(retry=attempt, wait_s=delay, error="the page came back wrong; asking again")
             budget.waited += delay
             sleep(delay)
 
@@ -282,7 +336,7 @@ def fetch_series(
 
             exchange = ccxt_source.make_exchange(name, overrides=exchange_overrides)
             got = ccxt_source.fetch_bars(exchange, symbol, interval=iv.name, start=fetch_from, end=end_ts,
-                                         retry=retry, on_page=on_page, start_is_stored=bool(len(old)),
+                                         retry=retry, on_page=paged, start_is_stored=bool(len(old)),
                                          wait=wait)
             frame, tz = got.frame, "UTC"
             result.notes.extend(got.notes)

@@ -255,6 +255,10 @@ def fit(
     Windows are split chronologically (train, then validation) and the scaler is fitted on the
     training rows. Ctrl-C stops after the current batch and returns the best weights so far with
     ``interrupted=True``. ``epochs=0`` returns the untrained model.
+
+    ``progress`` gets each epoch's ``EpochStats``. If it also has an ``on_batch`` attribute, that is
+    called as ``on_batch(epoch, batches_done, batches_total)`` after every batch (a display's
+    within-epoch progress; nothing is synchronised with the GPU for it).
     """
     import torch
 
@@ -265,6 +269,7 @@ def fit(
         prepared.raw[start : sp.train_end], prepared.target[sp.train_origins[0] + 1 : sp.train_end]
     )
     device = resolve_device(train.device)
+    on_batch = getattr(progress, "on_batch", None)
     t0 = time.perf_counter()
     history: list[EpochStats] = []
     interrupted = False
@@ -293,7 +298,8 @@ def fit(
                 net.train()
                 perm = tr[torch.randperm(len(tr), generator=gen).to(device)]
                 total = torch.zeros((), device=device)
-                for b in range(0, len(perm), train.batch_size):
+                n_batches = -(-len(perm) // train.batch_size)
+                for done, b in enumerate(range(0, len(perm), train.batch_size), start=1):
                     idx = perm[b : b + train.batch_size]
                     xb, yb = xw[idx].contiguous(), yw[idx]
                     with autocast:
@@ -304,6 +310,8 @@ def fit(
                         torch.nn.utils.clip_grad_norm_(net.parameters(), train.clip)
                     opt.step()
                     total += loss.detach() * len(idx)  # no .item() per batch: it would sync the GPU
+                    if on_batch is not None:
+                        on_batch(epoch, done, n_batches)
                 train_loss = float(total) / len(perm)
                 val_loss = _val_loss(net, xw, yw, va, autocast) if len(va) else float("nan")
                 watched = val_loss if len(va) else train_loss
