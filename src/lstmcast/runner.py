@@ -19,55 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast.config import ModelDefaults, RunConfig, WatchEntry
-from lstmcast.errors import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    CheckpointError,
-    ConfigError,
-    DataNotFoundError,
-    InterruptedRun,
-    LstmcastError,
-    ModelError,
-)
-
-
-def should_promote(
-    champion_metric: float | None, challenger_metric: float, *, min_improvement: float
-) -> bool:
-    """The champion/challenger rule: promote when there is no champion, or when the challenger's
-    error is lower than the champion's by at least ``min_improvement`` (a fraction: 0.02 = 2%).
-    Errors are lower-is-better (MAE, RMSE, MASE); a NaN challenger never wins."""
-    import math
-
-    if not 0 <= min_improvement < 1:
-        raise ValueError(f"min_improvement must be in [0, 1), got {min_improvement}")
-    if challenger_metric is None or not math.isfinite(challenger_metric):
-        return False
-    if champion_metric is None or not math.isfinite(champion_metric):
-        return True
-    return challenger_metric < champion_metric * (1 - min_improvement)
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """What the fetch step did for one entry."""
-
-    rows_added: int  # new bars stored by this fetch
-    last: str | None = None  # ISO time of the newest stored bar
-    skipped: str | None = None  # why nothing was fetched (e.g. an imported series); None: it was
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """The outcome of scoring challenger and champion on the same recent held-out bars."""
-
-    promoted: bool
-    metric: str
-    challenger: float  # NaN when there was nothing to score on (only possible without a champion)
-    champion: float | None  # None: there was no champion
-    origins: int = 0  # forecast origins both were scored on
-    span: str | None = None  # "first origin .. last origin" (ISO)
+from lstmcast.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, InterruptedRun, LstmcastError, ModelError
+from lstmcast.pipelines.fetch import IMPORT_SOURCE, FetchResult, is_fetchable, series_key
+from lstmcast.pipelines.promote import Promotion, should_promote
+from lstmcast.pipelines.train import run_settings, train_setup
 
 
 @dataclass(frozen=True)
@@ -299,99 +254,13 @@ def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
     return first, max(scored, 0)
 
 
-# -- the real steps -------------------------------------------------------------------------------
-# Sources that `lstmcast run` never asks a vendor about: the series was put in the store by
-# `lstmcast import` and is used as stored. Any other source that is neither yahoo nor a ccxt
-# exchange id (an `import --source NAME`) is treated the same way.
-IMPORT_SOURCE = "import"
+# -- the real steps: each one a pipeline ----------------------------------------------------------
 FORECAST_LEVEL = 0.8  # the interval written with each forecast (needs 4 calibration residuals)
 LOGGER = "lstmcast"  # runlog.LOGGER_NAME: its handlers (file + terminal) receive the steps' records
 
-
-def is_fetchable(source: str | None) -> bool:
-    """True for Yahoo (the default) and ccxt exchange ids; False for imported series."""
-    if source in (None, "yahoo"):
-        return True
-    if source == IMPORT_SOURCE:
-        return False
-    import ccxt
-
-    return source in ccxt.exchanges
-
-
-def series_key(entry: WatchEntry) -> Any:
-    """The stored series (``SeriesKey``) a watchlist entry reads and writes."""
-    from lstmcast.data.store import SeriesKey
-    from lstmcast.data.update import resolve_source
-
-    if not is_fetchable(entry.source):
-        return SeriesKey(str(entry.source), entry.symbol, entry.interval)
-    _, name, symbol = resolve_source(entry.spec)
-    return SeriesKey(name, symbol, entry.interval)
-
-
-def run_settings(settings: ModelDefaults, **train_options: Any) -> ModelDefaults:
-    """One entry's effective settings for ``lstmcast run``.
-
-    ``train_options`` (e.g. ``threads=1``) replace those settings; without a ``threads`` setting
-    the run uses ``settings.default_run_threads()`` per process rather than torch's default.
-    """
-    from lstmcast.settings import default_run_threads
-
-    s = settings.with_values(train_options) if train_options else settings
-    if s.threads is None:
-        s = s.with_values({"threads": default_run_threads()})
-    return s
-
-
-def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
-    """(FeatureConfig, ModelConfig, TrainConfig) of ``run_settings``."""
-    from lstmcast.features import FeatureConfig
-
-    s = run_settings(settings, **train_options)
-    return FeatureConfig.from_settings(s), s.network(), s.training()
-
-
-def holdout_origins(index: Any, models: list[Any], *, holdout: int) -> Any:
-    """The most recent ``holdout`` forecast origins whose target bars no model was trained on.
-
-    An origin ``t`` qualifies when its first target bar comes after every model's last training row
-    (``meta["data"]["train_end"]``), every model can see a full look-back at ``t``, and all target
-    bars (up to the shortest horizon) are stored. For a challenger trained on the whole series
-    these are the last origins of its validation part, so it never saw their targets either.
-    """
-    import numpy as np
-    import pandas as pd
-
-    n = len(index)
-    h = min(m.features.horizon for m in models)
-    first = max(m.features.lookback for m in models) - 1
-    last = n - 1 - h
-    if last < first:
-        return np.arange(0)
-    origins = np.arange(first, last + 1)
-    for m in models:
-        train_end = (m.meta.get("data") or {}).get("train_end")
-        if train_end is None:
-            raise ModelError(f"run {m.run_id} records no training end; it cannot be compared fairly")
-        origins = origins[np.asarray(index[origins + 1] > pd.Timestamp(train_end))]
-    return origins[-holdout:]
-
-
-def score_on(model: Any, prepared: Any, origins: Any, *, horizon: int, metric: str, scale: float) -> float:
-    """``metric`` (mae, rmse, mase) of ``model``'s first ``horizon`` steps at ``origins``."""
-    from lstmcast.evaluate import metrics
-    from lstmcast.train import actual_close
-
-    pred = model.predict_close(prepared, origins)[:, :horizon]
-    actual = actual_close(prepared, origins, horizon)
-    if metric == "mae":
-        return metrics.mae(actual, pred)
-    if metric == "rmse":
-        return metrics.rmse(actual, pred)
-    if metric == "mase":
-        return metrics.mase(actual, pred, scale=scale)
-    raise ConfigError(f"unknown promotion metric {metric!r}; use mae, rmse or mase")
+# names earlier versions imported from here
+__all__ = ["IMPORT_SOURCE", "FetchResult", "Promotion", "Steps", "default_steps", "is_fetchable", "run_watchlist",
+           "run_settings", "series_key", "should_promote", "train_setup"]
 
 
 def default_steps(
@@ -419,6 +288,8 @@ def default_steps(
 
 
 class _RealSteps:
+    """The steps of ``lstmcast run``, each one a pipeline over the store and the registry."""
+
     def __init__(
         self,
         data_dir: Path,
@@ -445,54 +316,17 @@ class _RealSteps:
         )
 
     def fetch(self, entry: WatchEntry) -> FetchResult:
-        from lstmcast import errors
-        from lstmcast.data.update import fetch_series
+        from lstmcast.pipelines.fetch import fetch_entry
 
-        key = series_key(entry)
-        if not is_fetchable(entry.source):
-            if not self.store.exists(key):
-                raise DataNotFoundError(
-                    f"{key} is not in the store and {entry.source!r} is not a fetchable source; "
-                    f"add it with `lstmcast import FILE --symbol {entry.symbol} --source {entry.source} "
-                    f"--interval {entry.interval}`"
-                )
-            m = self.store.manifest(key)
-            return FetchResult(
-                rows_added=0,
-                last=m.get("last"),
-                skipped=f"{entry.source!r} is not a fetchable source; using the {m.get('rows')} stored bars",
-            )
-        r = fetch_series(self.store, key.spec, interval=key.interval, **self.fetch_options)
-        for note in r.notes:
-            self.log.info("%s: %s", entry, note)
-        for gap in r.new_gaps:
-            self.log.warning("%s: %d bar(s) missing from %s to %s", entry, gap["bars"], gap["from"], gap["to"])
-        if not r.ok:
-            cls = getattr(errors, r.error_type or "", None)
-            if not (isinstance(cls, type) and issubclass(cls, LstmcastError)):
-                cls = errors.DataSourceError
-            got = f" (stored {r.rows_added} new bar(s) up to {r.last} first)" if r.rows_added else ""
-            raise cls(f"{r.error}{got}")
-        last = r.last or (self.store.manifest(key).get("last") if self.store.exists(key) else None)
-        return FetchResult(rows_added=r.rows_added, last=last)
-
-    def _current(self, key: Any) -> Any | None:
-        """The loaded current model, or None when there is none or it cannot be loaded (logged)."""
-        from lstmcast import registry as checkpoint
-
-        try:
-            if checkpoint.current_run_id(self.data_dir, key) is None:
-                return None
-            return checkpoint.load_run(self.data_dir, key)
-        except (CheckpointError, DataNotFoundError) as e:
-            self.log.warning("%s: the current model cannot be used (%s); treating it as absent", key, e)
-            return None
+        return fetch_entry(self.store, entry, log=self.log, **self.fetch_options)
 
     def needs_training(self, entry: WatchEntry) -> bool:
         import pandas as pd
 
+        from lstmcast.pipelines.promote import current_model
+
         key = series_key(entry)
-        current = self._current(key)
+        current = current_model(self.data_dir, key, log=self.log)
         if current is None:
             return True
         model_last = (current.meta.get("data") or {}).get("last")
@@ -501,15 +335,19 @@ class _RealSteps:
             data_last is not None and pd.Timestamp(data_last) > pd.Timestamp(model_last)
         )
 
-    def train_challenger(self, entry: WatchEntry, settings: ModelDefaults) -> str | None:
-        from lstmcast.train import train_series
-
-        key = series_key(entry)
+    def settings_of(self, entry: WatchEntry, settings: ModelDefaults) -> ModelDefaults:
         s = run_settings(settings, **self.train_options)
         self.log.info(
             "%s: training a challenger (%s, look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
             entry, s.family, s.lookback, s.horizon, s.target, s.hidden, s.layers, s.epochs,
         )
+        return s
+
+    def train_challenger(self, entry: WatchEntry, settings: ModelDefaults) -> str | None:
+        from lstmcast.pipelines.train import train_series
+
+        key = series_key(entry)
+        s = self.settings_of(entry, settings)
 
         def progress(s: Any) -> None:
             self.log.debug(
@@ -518,68 +356,13 @@ class _RealSteps:
 
         report = train_series(self.store, key.spec, interval=key.interval, settings=s, promote=False,
                               progress=progress)
-        if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
-            raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
-        if report.incomplete_reason:  # not a real model: it never competes with the champion
-            raise ModelError(
-                f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
-            )
-        return report.run.run_id
+        return challenger_id(report)
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
-        from lstmcast import registry as checkpoint
-        from lstmcast.evaluate.metrics import naive_scale
-        from lstmcast.features import prepare
+        from lstmcast.pipelines.promote import evaluate_and_promote
 
-        key = series_key(entry)
-        promo = self.config.promotion
-        frame = self.store.load(key)
-        kind = self.store.manifest(key).get("kind", "price")
-        challenger = checkpoint.load_run(self.data_dir, key, run_id)
-        champion_id = None
-        try:
-            champion_id = checkpoint.current_run_id(self.data_dir, key)
-        except CheckpointError as e:
-            self.log.warning("%s: %s; the challenger replaces it", entry, e)
-        champion = self._current(key) if champion_id not in (None, run_id) else None
-        models = [challenger] + ([champion] if champion is not None else [])
-        origins = holdout_origins(frame.index, models, holdout=promo.holdout)
-        if len(origins) == 0 and champion is not None:
-            raise ModelError(
-                f"no held-out bars to compare challenger {run_id} and champion {champion.run_id} on "
-                f"(none after both models' training data); the champion stays current"
-            )
-        scores: list[float] = []
-        if len(origins):
-            h = min(m.features.horizon for m in models)
-            prepared: dict[str, Any] = {}
-            for m in models:
-                fkey = repr(sorted(m.features.to_dict().items()))
-                if fkey not in prepared:
-                    prepared[fkey] = prepare(frame, kind=kind, features=m.features)
-                p = prepared[fkey]
-                scale = naive_scale(p.close[: int(origins[0]) + 1])  # data before the span only
-                scores.append(score_on(m, p, origins, horizon=h, metric=promo.metric, scale=scale))
-        challenger_score = scores[0] if scores else float("nan")
-        champion_score = scores[1] if champion is not None else None
-        promoted = champion is None or should_promote(
-            champion_score, challenger_score, min_improvement=promo.min_improvement
-        )
-        if promoted:
-            if champion is not None and checkpoint.current_run_id(self.data_dir, key) != champion.run_id:
-                raise ModelError(f"the current model of {key} changed while run {run_id} was evaluated")
-            checkpoint.set_current(self.data_dir, key, run_id)
-        span = (
-            f"{frame.index[origins[0]].isoformat()} .. {frame.index[origins[-1]].isoformat()}" if len(origins) else None
-        )
-        return Promotion(
-            promoted=promoted,
-            metric=promo.metric,
-            challenger=challenger_score,
-            champion=champion_score,
-            origins=len(origins),
-            span=span,
-        )
+        return evaluate_and_promote(self.store, series_key(entry), run_id, promotion=self.config.promotion,
+                                    log=self.log, label=str(entry))
 
     def forecast(self, entry: WatchEntry) -> Any:
         import math
@@ -608,6 +391,17 @@ class _RealSteps:
         )
 
     def prune(self, entry: WatchEntry, keep: int) -> list[str]:
-        from lstmcast import registry as checkpoint
+        from lstmcast import registry
 
-        return checkpoint.prune_runs(self.data_dir, series_key(entry), keep)
+        return registry.prune_runs(self.data_dir, series_key(entry), keep)
+
+
+def challenger_id(report: Any) -> str:
+    """The run id of a trained challenger (a ``pipelines.train.TrainReport``), or why it is none."""
+    if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
+        raise InterruptedRun(f"training of {report.key} was interrupted (run {report.run.run_id} kept, not current)")
+    if report.incomplete_reason:  # not a real model: it never competes with the champion
+        raise ModelError(
+            f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
+        )
+    return report.run.run_id
