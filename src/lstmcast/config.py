@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from lstmcast import workspace
 from lstmcast.errors import ConfigError, LstmcastError
 from lstmcast.settings import Settings, dotted, key_line, suggest
 
@@ -58,7 +59,7 @@ class AppSettings:
 # every error names the key and, where the key can be found in the text, the file line.
 
 ENV_CONFIG = "LSTMCAST_CONFIG"
-CONFIG_NAME = "lstmcast.toml"
+CONFIG_NAME = workspace.CONFIG_NAME  # the layout is workspace.py's
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -232,7 +233,7 @@ def find_config(
     elif env.get(ENV_CONFIG):
         path, why = Path(env[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
     else:
-        path = data_dir / CONFIG_NAME
+        path = workspace.config_path(data_dir)
         if not path.exists():
             raise ConfigError(
                 f"no config file at {path}; create one with `lstmcast init` or pass --config FILE"
@@ -376,7 +377,7 @@ def write_example_config(data_dir: Path, *, force: bool = False) -> Path:
     """Write the commented example ``lstmcast.toml`` into the data directory (atomically)."""
     from lstmcast import atomic
 
-    path = Path(data_dir) / CONFIG_NAME
+    path = workspace.config_path(data_dir)
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
     parse_config(EXAMPLE_CONFIG)  # the example must always load

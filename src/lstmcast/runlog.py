@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from lstmcast import workspace
 from lstmcast.errors import InterruptedRun, LockedError
 
 LOGGER_NAME = "lstmcast"
@@ -29,11 +30,11 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 
 def log_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "logs" / "lstmcast.log"
+    return workspace.log_path(data_dir)
 
 
 def lock_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "run.lock"
+    return workspace.run_lock_path(data_dir)
 
 
 @contextlib.contextmanager
