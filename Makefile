@@ -29,7 +29,7 @@ endif
 # would pull gigabytes of CUDA packages.
 $(STAMP): pyproject.toml $(if $(strip $(VENV)),$(VENV)/bin/python)
 	$(PYTHON) -m pip install --disable-pip-version-check -q torch==2.13.0
-	$(PYTHON) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(PYTHON) -m pip install --disable-pip-version-check -q -e '.[dev,ray]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(PYTHON) bench/bench_train.py
 	$(PYTHON) bench/bench_backtest.py
 	$(PYTHON) bench/bench_predict.py
+	$(PYTHON) bench/bench_executor.py
 
 # Build a wheel and install it, non-editable, into a throw-away venv; then use it from outside the repo.
 wheel-check: $(STAMP)

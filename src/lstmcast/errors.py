@@ -76,6 +76,18 @@ class CheckpointError(ModelError):
     """A checkpoint is missing, tampered with, truncated or does not match."""
 
 
+class MissingExtraError(ConfigError):
+    """An optional feature whose extra is not installed; the message names it (pip install 'lstmcast[X]')."""
+
+
+class ExecutorError(LstmcastError):
+    """The parallel executor cannot run the tasks (its pool or cluster is unusable)."""
+
+
+class ClusterUnreachableError(ExecutorError):
+    """No Ray cluster answers at the given address (or none runs, for ``auto``)."""
+
+
 class InterruptedRun(LstmcastError):
     """The user (Ctrl-C) or the system (SIGTERM) stopped the run."""
 
