@@ -85,6 +85,18 @@ class PromotionSettings(BaseModel):
     holdout: Annotated[int, Field(ge=5, le=100_000)] = 60
 
 
+class RunSettings(BaseModel):
+    """How ``lstmcast run`` trains the watchlist's challengers (``--executor`` / ``--workers`` override)."""
+
+    model_config = _FROZEN
+
+    # None: one entry after another in this process, as before; serial, local or ray: every
+    # challenger is a task of that executor, seeded from (seed, series, family)
+    executor: Literal["serial", "local", "ray"] | None = None
+    workers: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: one per core, at most one per entry
+    ray_address: str | None = None  # "auto" or "ray://host:port" (executor = "ray"); None: a local runtime
+
+
 class LogSettings(BaseModel):
     model_config = _FROZEN
 
@@ -167,6 +179,7 @@ class RunConfig(BaseModel):
     # model runs kept per series: older ones are pruned, never the current one
     keep_runs: Annotated[int, Field(ge=1, le=10_000)] = 5
     log: LogSettings = LogSettings()
+    run: RunSettings = RunSettings()
     watchlist: tuple[WatchEntry, ...] = ()
 
     @model_validator(mode="before")
@@ -353,6 +366,13 @@ seed = 0
 metric = "mae"         # mae, rmse or mase
 min_improvement = 0.0  # required relative improvement: 0.02 = at least 2% lower error
 holdout = 60
+
+# How the challengers are trained (`lstmcast run --executor ... --workers N` overrides this).
+# Unset: one entry after another in this process. serial, local (a process pool) or ray: each
+# challenger is a task seeded from (seed, series, family), so every executor gives the same models.
+[run]
+# executor = "local"
+# workers = 2
 
 # logs/lstmcast.log in the data directory, rotated at max_bytes, keeping `backups` old files.
 [log]

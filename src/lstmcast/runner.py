@@ -41,6 +41,11 @@ class Steps:
     forecast: Callable[[WatchEntry], Any]
     # deletes model runs beyond the newest ``keep`` (never the current one); returns the deleted ids
     prune: Callable[[WatchEntry, int], list[str]]
+    # optional: trains the challengers of several entries at once (through an executor) and saves
+    # them; returns {str(entry): run id, or the exception that entry's training raised}. When set,
+    # the run fetches and checks every entry first, trains all challengers together, then
+    # promotes, forecasts and prunes entry by entry.
+    train_challengers: Callable[[list[tuple[WatchEntry, ModelDefaults]]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -118,13 +123,15 @@ def run_watchlist(
         names,
         ", --force" if force else "",
     )
+    kw: dict[str, Any] = {"force": force, "steps": steps, "log": log, "stop": stop}
     try:
-        for entry in entries:
-            if stop is not None:
-                stop.check()
-            summary.entries.append(
-                _run_entry(data_dir, config, entry, force=force, steps=steps, log=log, stop=stop)
-            )
+        if steps.train_challengers is None:
+            for entry in entries:
+                if stop is not None:
+                    stop.check()
+                summary.entries.append(_run_entry(data_dir, config, entry, **kw)[0])
+        else:
+            _run_together(data_dir, config, entries, summary, **kw)
     except InterruptedRun as e:
         summary.interrupted = True
         log.warning("run %s interrupted: %s", summary.run_id, e)
@@ -143,6 +150,38 @@ def run_watchlist(
     return summary
 
 
+def _run_together(
+    data_dir: Path, config: RunConfig, entries: list[WatchEntry], summary: RunSummary, **kw: Any
+) -> None:
+    """Fetch and check every entry, train the challengers together (``steps.train_challengers``),
+    then promote, forecast and prune entry by entry."""
+    stop, steps = kw["stop"], kw["steps"]
+    checked: list[tuple[WatchEntry, EntryOutcome, bool]] = []
+    for entry in entries:
+        if stop is not None:
+            stop.check()
+        out, wants = _run_entry(data_dir, config, entry, phase="before", **kw)
+        summary.entries.append(out)
+        checked.append((entry, out, wants))
+    todo = [(entry, config.effective(entry)) for entry, out, wants in checked if out.ok and wants]
+    trained: dict[str, Any] = {}
+    if todo:
+        if stop is not None:
+            stop.check()
+        t0 = time.monotonic()
+        trained = steps.train_challengers(todo)
+        share = (time.monotonic() - t0) / len(todo)  # the wall time of the batch, shared out
+        for entry, _ in todo:
+            next(o for e, o, _ in checked if e is entry).seconds += round(share, 3)
+    for entry, out, wants in checked:
+        if not out.ok:
+            continue
+        if stop is not None:
+            stop.check()
+        _run_entry(data_dir, config, entry, phase="after", out=out, trained=trained.get(str(entry)) if wants else None,
+                   **kw)
+
+
 def _run_entry(
     data_dir: Path,
     config: RunConfig,
@@ -152,10 +191,17 @@ def _run_entry(
     steps: Steps,
     log: logging.Logger,
     stop: Any | None,
-) -> EntryOutcome:
-    out = EntryOutcome(entry=str(entry))
+    phase: str = "all",
+    out: EntryOutcome | None = None,
+    trained: Any = None,
+) -> tuple[EntryOutcome, bool]:
+    """One entry through the steps (``phase="all"``), or its first half (``"before"``: fetch and
+    check; returns whether to train) or second half (``"after"``: given the challenger's run id, or
+    the exception its training raised, from ``train_challengers``)."""
+    out = out if out is not None else EntryOutcome(entry=str(entry))
     t0 = time.monotonic()
     stage = "fetch"
+    wants = False
 
     def between(next_stage: str) -> None:
         nonlocal stage
@@ -164,42 +210,51 @@ def _run_entry(
         stage = next_stage
 
     try:
-        fetched = steps.fetch(entry)
-        if fetched.skipped:
-            log.info("%s: not fetched: %s", entry, fetched.skipped)
-        else:
-            out.fetched = fetched.rows_added
-            log.info(
-                "%s: fetched %d new bar(s)%s",
-                entry,
-                fetched.rows_added,
-                f", last {fetched.last}" if fetched.last else "",
-            )
-        between("check")
-        if force or steps.needs_training(entry):
-            between("train")
-            out.trained = steps.train_challenger(entry, config.effective(entry))
-            if out.trained:
-                log.info("%s: trained challenger %s", entry, out.trained)
-                between("promote")
-                promo = steps.evaluate_and_promote(entry, out.trained)
-                out.promoted = promo.promoted
-                champ = (
-                    "no champion"
-                    if promo.champion is None
-                    else f"champion {promo.metric} {promo.champion:.6g}"
-                )
+        if phase in ("all", "before"):
+            fetched = steps.fetch(entry)
+            if fetched.skipped:
+                log.info("%s: not fetched: %s", entry, fetched.skipped)
+            else:
+                out.fetched = fetched.rows_added
                 log.info(
-                    "%s: challenger %s %.6g vs %s%s: %s",
+                    "%s: fetched %d new bar(s)%s",
                     entry,
-                    promo.metric,
-                    promo.challenger,
-                    champ,
-                    f" on {promo.origins} held-out origin(s) {promo.span}" if promo.origins else "",
-                    "promoted" if promo.promoted else "kept the champion",
+                    fetched.rows_added,
+                    f", last {fetched.last}" if fetched.last else "",
                 )
+            between("check")
+            wants = force or steps.needs_training(entry)
+            if not wants:
+                log.info("%s: no new complete bars since the current model's data; not retrained", entry)
+            if phase == "before":
+                return out, wants
+            if wants:
+                between("train")
+                out.trained = steps.train_challenger(entry, config.effective(entry))
         else:
-            log.info("%s: no new complete bars since the current model's data; not retrained", entry)
+            stage = "train"
+            if isinstance(trained, BaseException):
+                raise trained
+            out.trained = trained
+        if out.trained:
+            log.info("%s: trained challenger %s", entry, out.trained)
+            between("promote")
+            promo = steps.evaluate_and_promote(entry, out.trained)
+            out.promoted = promo.promoted
+            champ = (
+                "no champion"
+                if promo.champion is None
+                else f"champion {promo.metric} {promo.champion:.6g}"
+            )
+            log.info(
+                "%s: challenger %s %.6g vs %s%s: %s",
+                entry,
+                promo.metric,
+                promo.challenger,
+                champ,
+                f" on {promo.origins} held-out origin(s) {promo.span}" if promo.origins else "",
+                "promoted" if promo.promoted else "kept the champion",
+            )
         between("forecast")
         fc = steps.forecast(entry)
         with stop.critical() if stop is not None else contextlib.nullcontext():  # history + latest.json
@@ -227,10 +282,10 @@ def _run_entry(
         out.error = f"{stage}: {type(e).__name__}: {e}"
         log.exception("%s: failed at %s with an unexpected error", entry, stage)
     finally:
-        out.seconds = round(time.monotonic() - t0, 3)
-    if out.ok:
+        out.seconds = round(out.seconds + time.monotonic() - t0, 3)
+    if out.ok and phase != "before":
         log.info("%s: ok in %.1fs", entry, out.seconds)
-    return out
+    return out, wants
 
 
 def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
@@ -270,20 +325,49 @@ def default_steps(
     fetch_options: dict[str, Any] | None = None,
     train_options: dict[str, Any] | None = None,
     log: logging.Logger | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Steps:
     """The real steps for ``lstmcast run``.
 
     ``fetch_options`` go to ``data.update.fetch_series`` (``session``, ``exchange_overrides``,
     ``sleep``, ``policy``: the seams tests use to reach fake far ends); ``train_options`` to the
-    ``TrainConfig`` of every challenger (e.g. ``threads=1``).
+    ``TrainConfig`` of every challenger (e.g. ``threads=1``). ``executor`` / ``workers`` /
+    ``ray_address`` (else the config's ``[run]`` table): with an executor, the challengers are
+    trained together as its tasks (workers fit, this process saves); without, one after another.
     """
-    return _RealSteps(
+    real = _RealSteps(
         Path(data_dir),
         config,
         fetch_options=dict(fetch_options or {}),
         train_options=dict(train_options or {}),
         log=log or logging.getLogger(f"{LOGGER}.steps"),
-    ).steps()
+    )
+    run = config.run
+    real.executor = executor or run.executor
+    real.workers = workers if workers is not None else run.workers
+    real.ray_address = ray_address or run.ray_address
+    steps = real.steps()
+    if real.executor is None:
+        if real.workers is not None or real.ray_address:
+            from lstmcast.errors import UsageError
+
+            raise UsageError("--workers and ray_address need an executor (--executor serial|local|ray)")
+        return steps
+    from dataclasses import replace
+
+    from lstmcast.errors import UsageError
+    from lstmcast.executor import BACKENDS
+
+    if real.executor not in BACKENDS:  # refused before anything is fetched (make_executor says the same later)
+        raise UsageError(f"unknown executor {real.executor!r}: choose one of {', '.join(BACKENDS)}")
+    if real.workers is not None and real.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {real.workers})")
+    if real.ray_address and real.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+
+    return replace(steps, train_challengers=real.train_challengers)
 
 
 
@@ -304,6 +388,9 @@ class _RealSteps:
         self.data_dir, self.config, self.log = data_dir, config, log
         self.fetch_options, self.train_options = fetch_options, train_options
         self.store = Store(data_dir)
+        self.executor: str | None = None
+        self.workers: int | None = None
+        self.ray_address: str | None = None
 
     def steps(self) -> Steps:
         return Steps(
@@ -357,6 +444,51 @@ class _RealSteps:
         report = train_series(self.store, key.spec, interval=key.interval, settings=s, promote=False,
                               progress=progress)
         return challenger_id(report)
+
+    def train_challengers(self, items: list[tuple[WatchEntry, ModelDefaults]]) -> dict[str, Any]:
+        """Every entry's challenger as one task of the executor: this process reads and prepares the
+        series, workers fit (arrays and settings in, ``Fitted.state()`` out), this process saves.
+
+        Each task's seed is ``executor.task_seed(seed, series, family)``, and its torch threads the
+        executor's budget per task (unless the settings name them), so serial, local and ray give
+        the same models.
+        """
+        from lstmcast import executor as X
+        from lstmcast.pipelines.train import fit_task, load_series, save_trained
+
+        ex = X.make_executor(self.executor, n_tasks=len(items), workers=self.workers, ray_address=self.ray_address)
+        self.log.info("training %d challenger(s) on the %s executor (%d worker(s), %d thread(s) each)",
+                      len(items), ex.name, ex.workers, ex.threads)
+        results: dict[str, Any] = {}
+        loaded: dict[str, Any] = {}
+        tasks: list[Any] = []
+        for entry, settings in items:
+            name = str(entry)
+            try:
+                key = series_key(entry)
+                s = self.settings_of(entry, settings.with_values({"threads": settings.threads or ex.threads}))
+                s = s.with_values({"seed": X.task_seed(s.seed, key.spec, key.interval, s.family)})
+                data = load_series(self.store, key.spec, interval=key.interval, settings=s)
+            except Exception as e:  # this entry fails at train; the others go on
+                results[name] = e
+                continue
+            loaded[name] = (data, s)
+            tasks.append(X.Task(name, (data.prepared, s)))
+        with ex:
+            for name, result in ex.map(fit_task, tasks):
+                if isinstance(result, X.TaskFailure):
+                    if result.traceback:
+                        self.log.debug("%s: the training task failed:\n%s", name, result.traceback)
+                    lost = " (its worker process died)" if result.kind == "worker-lost" else ""
+                    results[name] = ModelError(f"{result.error}{lost}")
+                    continue
+                data, s = loaded[name]
+                try:
+                    report = save_trained(self.data_dir, data, result.fitted(), s, promote=False)
+                    results[name] = challenger_id(report)
+                except Exception as e:
+                    results[name] = e
+        return results
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
         from lstmcast.pipelines.promote import evaluate_and_promote

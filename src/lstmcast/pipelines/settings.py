@@ -9,7 +9,7 @@ from typing import Any
 from lstmcast import settings as S
 from lstmcast.errors import ConfigError
 
-RUN_TABLES = ("watchlist", "promotion", "log", "keep_runs")
+RUN_TABLES = ("watchlist", "promotion", "log", "keep_runs", "run")
 
 
 def effective_settings(

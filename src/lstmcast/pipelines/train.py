@@ -164,6 +164,15 @@ def fit_artifact(prepared: Prepared, settings: Settings, *,
     return forecaster(settings).fit(prepared, progress=progress)
 
 
+def fit_task(payload: tuple[Prepared, Settings], shared: Any = None) -> Artifact:
+    """An executor task: fit one series' prepared rows with its settings, return the artifact as data.
+
+    Runs in a worker process (or on a Ray node): reads and writes nothing on disk.
+    """
+    prepared, settings = payload
+    return Artifact.of(fit_artifact(prepared, settings))
+
+
 def validation_metrics(fitted: Fitted, prepared: Prepared) -> dict[str, dict[str, float]]:
     """Model and naive (last close) on the validation windows: MAE, RMSE, MASE, direction.
 
