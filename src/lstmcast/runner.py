@@ -446,49 +446,29 @@ class _RealSteps:
         return challenger_id(report)
 
     def train_challengers(self, items: list[tuple[WatchEntry, ModelDefaults]]) -> dict[str, Any]:
-        """Every entry's challenger as one task of the executor: this process reads and prepares the
-        series, workers fit (arrays and settings in, ``Fitted.state()`` out), this process saves.
-
-        Each task's seed is ``executor.task_seed(seed, series, family)``, and its torch threads the
-        executor's budget per task (unless the settings name them), so serial, local and ray give
-        the same models.
-        """
+        """Every entry's challenger as one task of the executor (``pipelines.train.train_many``)."""
         from lstmcast import executor as X
-        from lstmcast.pipelines.train import fit_task, load_series, save_trained
+        from lstmcast.pipelines.train import train_many
 
         ex = X.make_executor(self.executor, n_tasks=len(items), workers=self.workers, ray_address=self.ray_address)
         self.log.info("training %d challenger(s) on the %s executor (%d worker(s), %d thread(s) each)",
                       len(items), ex.name, ex.workers, ex.threads)
-        results: dict[str, Any] = {}
-        loaded: dict[str, Any] = {}
-        tasks: list[Any] = []
+        out: dict[str, Any] = {}
+        todo = []
         for entry, settings in items:
-            name = str(entry)
-            try:
-                key = series_key(entry)
+            try:  # the executor's thread budget per task, unless the settings name one
                 s = self.settings_of(entry, settings.with_values({"threads": settings.threads or ex.threads}))
-                s = s.with_values({"seed": X.task_seed(s.seed, key.spec, key.interval, s.family)})
-                data = load_series(self.store, key.spec, interval=key.interval, settings=s)
+                todo.append((str(entry), series_key(entry), s))
             except Exception as e:  # this entry fails at train; the others go on
-                results[name] = e
-                continue
-            loaded[name] = (data, s)
-            tasks.append(X.Task(name, (data.prepared, s)))
+                out[str(entry)] = e
         with ex:
-            for name, result in ex.map(fit_task, tasks):
-                if isinstance(result, X.TaskFailure):
-                    if result.traceback:
-                        self.log.debug("%s: the training task failed:\n%s", name, result.traceback)
-                    lost = " (its worker process died)" if result.kind == "worker-lost" else ""
-                    results[name] = ModelError(f"{result.error}{lost}")
-                    continue
-                data, s = loaded[name]
-                try:
-                    report = save_trained(self.data_dir, data, result.fitted(), s, promote=False)
-                    results[name] = challenger_id(report)
-                except Exception as e:
-                    results[name] = e
-        return results
+            reports = train_many(self.store, todo, executor=ex, promote=False, log=self.log)
+        for name, r in reports.items():
+            try:
+                out[name] = r if isinstance(r, BaseException) else challenger_id(r)
+            except Exception as e:
+                out[name] = e
+        return out
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
         from lstmcast.pipelines.promote import evaluate_and_promote

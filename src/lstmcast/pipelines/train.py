@@ -333,3 +333,54 @@ def train_setup(settings: Settings, **train_options: Any) -> tuple[FeatureConfig
     """(FeatureConfig, ModelConfig, TrainConfig) of ``run_settings``."""
     s = run_settings(settings, **train_options)
     return FeatureConfig.from_settings(s), s.network(), s.training()
+
+
+# -- many series at once, through an executor ------------------------------------------------------
+
+
+def train_many(
+    store: Store,
+    items: list[tuple[str, SeriesKey, Settings]],
+    *,
+    executor: Any,
+    promote: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Train ``(name, key, settings)`` items as tasks of ``executor`` (an ``executor.Executor``) and
+    save each run; returns ``{name: TrainReport, or the exception that item raised}``.
+
+    This process reads and prepares each series and does every write (``save_trained``, under the
+    registry's lock); workers get the prepared arrays and the settings and return an ``Artifact``.
+    Each task's seed is ``executor.task_seed(seed, series, interval, family)`` and its torch
+    threads the executor's budget per task (unless the settings name them), so serial, local and
+    ray save the same runs.
+    """
+    from lstmcast import executor as X
+    from lstmcast.errors import ModelError
+
+    results: dict[str, Any] = {}
+    loaded: dict[str, tuple[SeriesData, Settings]] = {}
+    tasks: list[Any] = []
+    for name, key, settings in items:
+        try:
+            s = settings.with_values({"threads": settings.threads or executor.threads})
+            s = s.with_values({"seed": X.task_seed(s.seed, key.spec, key.interval, s.family)})
+            data = load_series(store, key.spec, interval=key.interval, settings=s)
+        except Exception as e:  # this item fails; the others go on
+            results[name] = e
+            continue
+        loaded[name] = (data, s)
+        tasks.append(X.Task(name, (data.prepared, s)))
+    for name, result in executor.map(fit_task, tasks):
+        if isinstance(result, X.TaskFailure):
+            if result.traceback and log is not None:
+                log.debug("%s: the training task failed:\n%s", name, result.traceback)
+            lost = " (its worker process died)" if result.kind == "worker-lost" else ""
+            results[name] = ModelError(f"{result.error}{lost}")
+            continue
+        data, s = loaded[name]
+        try:
+            results[name] = save_trained(store.root, data, result.fitted(), s, promote=promote)
+        except Exception as e:
+            results[name] = e
+    return results
