@@ -248,7 +248,7 @@ from test_runner import FakeSteps
 
 marker = Path({marker!r})
 
-def default_steps(data_dir, config):
+def default_steps(data_dir, config, **options):
     steps = FakeSteps(data_dir).steps()
     def fetch(entry):
         if entry.symbol == "BBB":  # block in the middle of the second entry until SIGTERM arrives

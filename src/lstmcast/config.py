@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from lstmcast import workspace
 from lstmcast.errors import ConfigError, LstmcastError
 from lstmcast.monitor.base import MonitorSettings
 from lstmcast.notify import NotifySettings
@@ -70,7 +71,7 @@ class AppSettings:
 # every error names the key and, where the key can be found in the text, the file line.
 
 ENV_CONFIG = "LSTMCAST_CONFIG"
-CONFIG_NAME = "lstmcast.toml"
+CONFIG_NAME = workspace.CONFIG_NAME  # the layout is workspace.py's
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -94,6 +95,18 @@ class PromotionSettings(BaseModel):
     min_improvement: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     # the most recent bars both models are scored on; neither was trained on them
     holdout: Annotated[int, Field(ge=5, le=100_000)] = 60
+
+
+class RunSettings(BaseModel):
+    """How ``lstmcast run`` trains the watchlist's challengers (``--executor`` / ``--workers`` override)."""
+
+    model_config = _FROZEN
+
+    # None: one entry after another in this process, as before; serial, local or ray: every
+    # challenger is a task of that executor, seeded from (seed, series, family)
+    executor: Literal["serial", "local", "ray"] | None = None
+    workers: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: one per core, at most one per entry
+    ray_address: str | None = None  # "auto" or "ray://host:port" (executor = "ray"); None: a local runtime
 
 
 class LogSettings(BaseModel):
@@ -185,6 +198,7 @@ class RunConfig(BaseModel):
     notify: NotifySettings = NotifySettings()
     # the live checks after each run and `lstmcast status` (monitor/)
     monitor: MonitorSettings = MonitorSettings()
+    run: RunSettings = RunSettings()
     watchlist: tuple[WatchEntry, ...] = ()
 
     @model_validator(mode="before")
@@ -251,7 +265,7 @@ def find_config(
     elif env.get(ENV_CONFIG):
         path, why = Path(env[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
     else:
-        path = data_dir / CONFIG_NAME
+        path = workspace.config_path(data_dir)
         if not path.exists():
             raise ConfigError(
                 f"no config file at {path}; create one with `lstmcast init` or pass --config FILE"
@@ -373,6 +387,13 @@ metric = "mae"         # mae, rmse or mase
 min_improvement = 0.0  # required relative improvement: 0.02 = at least 2% lower error
 holdout = 60
 
+# How the challengers are trained (`lstmcast run --executor ... --workers N` overrides this).
+# Unset: one entry after another in this process. serial, local (a process pool) or ray: each
+# challenger is a task seeded from (seed, series, family), so every executor gives the same models.
+[run]
+# executor = "local"
+# workers = 2
+
 # logs/lstmcast.log in the data directory, rotated at max_bytes, keeping `backups` old files.
 [log]
 level = "INFO"
@@ -420,7 +441,7 @@ def write_example_config(data_dir: Path, *, force: bool = False) -> Path:
     """Write the commented example ``lstmcast.toml`` into the data directory (atomically)."""
     from lstmcast import atomic
 
-    path = Path(data_dir) / CONFIG_NAME
+    path = workspace.config_path(data_dir)
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
     parse_config(EXAMPLE_CONFIG)  # the example must always load

@@ -197,7 +197,7 @@ def default_setup_options(store: Store, spec: str, *, interval: str, run_id: str
     """
     from lstmcast import registry as checkpoint
     from lstmcast.errors import DataNotFoundError
-    from lstmcast.train import OPTIONS
+    from lstmcast.pipelines.train import OPTIONS
 
     if run_id is not None:
         info = checkpoint.find_run(store.root, run_id)  # run_id may be a unique prefix

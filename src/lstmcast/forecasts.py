@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lstmcast import atomic
+from lstmcast import atomic, workspace
 from lstmcast.data.store import SeriesKey, key_folder, symbol_dirname
 from lstmcast.errors import DataError, DataNotFoundError, StoreError
 
@@ -114,7 +114,7 @@ class Forecast:
 
 
 def folder(data_dir: Path, key: SeriesKey) -> Path:
-    return key_folder(Path(data_dir) / "forecasts", key) / key.interval
+    return key_folder(workspace.forecasts_root(data_dir), key) / key.interval
 
 
 def history_path(data_dir: Path, key: SeriesKey) -> Path:
@@ -288,7 +288,7 @@ def find_series(data_dir: Path, spec: str, interval: str) -> SeriesKey:
 
     source, symbol = parse_spec(spec)
     check_symbol(symbol)
-    root = Path(data_dir) / "forecasts"
+    root = workspace.forecasts_root(data_dir)
     if source is not None:
         key = SeriesKey(source, symbol, interval)
         if not history_path(data_dir, key).exists():

@@ -34,6 +34,7 @@ from lstmcast.data.store import NamedLock, SeriesKey, file_lock, key_folder, sym
 from lstmcast.errors import CheckpointError, DataNotFoundError, LstmcastError
 from lstmcast.features import FeatureConfig, Prepared
 from lstmcast.jsonable import to_jsonable
+from lstmcast.workspace import models_root
 
 FORMAT_VERSION = 2  # 2: records the model family; 1 (LSTM only) still loads
 READABLE_VERSIONS = (1, 2)
@@ -57,7 +58,7 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 
 def series_folder(data_dir: Path, key: SeriesKey) -> Path:
-    return key_folder(Path(data_dir) / "models", key) / key.interval
+    return key_folder(models_root(data_dir), key) / key.interval
 
 
 def model_lock(data_dir: Path, key: SeriesKey, *, timeout: float = LOCK_TIMEOUT_S) -> NamedLock:
@@ -419,7 +420,7 @@ def _info(key: SeriesKey, folder: Path, meta: dict[str, Any] | None, *, current:
 
 def list_runs(data_dir: Path, key: SeriesKey | None = None) -> list[RunInfo]:
     """Every run (or those of ``key``), oldest first per series; unreadable runs show as ``damaged``."""
-    root = Path(data_dir) / "models"
+    root = models_root(data_dir)
     if key is not None:
         folders = [series_folder(data_dir, key)]
     else:

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from lstmcast import workspace
 from lstmcast.errors import InterruptedRun, LockedError, StoreError
 
 LOGGER_NAME = "lstmcast"
@@ -55,11 +56,11 @@ class WrappingFormatter(logging.Formatter):
 
 
 def log_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "logs" / "lstmcast.log"
+    return workspace.log_path(data_dir)
 
 
 def lock_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "run.lock"
+    return workspace.run_lock_path(data_dir)
 
 
 @contextlib.contextmanager

@@ -19,55 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from lstmcast.config import ModelDefaults, RunConfig, WatchEntry
-from lstmcast.errors import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    CheckpointError,
-    ConfigError,
-    DataNotFoundError,
-    InterruptedRun,
-    LstmcastError,
-    ModelError,
-)
-
-
-def should_promote(
-    champion_metric: float | None, challenger_metric: float, *, min_improvement: float
-) -> bool:
-    """The champion/challenger rule: promote when there is no champion, or when the challenger's
-    error is lower than the champion's by at least ``min_improvement`` (a fraction: 0.02 = 2%).
-    Errors are lower-is-better (MAE, RMSE, MASE); a NaN challenger never wins."""
-    import math
-
-    if not 0 <= min_improvement < 1:
-        raise ValueError(f"min_improvement must be in [0, 1), got {min_improvement}")
-    if challenger_metric is None or not math.isfinite(challenger_metric):
-        return False
-    if champion_metric is None or not math.isfinite(champion_metric):
-        return True
-    return challenger_metric < champion_metric * (1 - min_improvement)
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    """What the fetch step did for one entry."""
-
-    rows_added: int  # new bars stored by this fetch
-    last: str | None = None  # ISO time of the newest stored bar
-    skipped: str | None = None  # why nothing was fetched (e.g. an imported series); None: it was
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """The outcome of scoring challenger and champion on the same recent held-out bars."""
-
-    promoted: bool
-    metric: str
-    challenger: float  # NaN when there was nothing to score on (only possible without a champion)
-    champion: float | None  # None: there was no champion
-    origins: int = 0  # forecast origins both were scored on
-    span: str | None = None  # "first origin .. last origin" (ISO)
+from lstmcast.errors import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, InterruptedRun, LstmcastError, ModelError
+from lstmcast.pipelines.fetch import IMPORT_SOURCE, FetchResult, is_fetchable, series_key
+from lstmcast.pipelines.promote import Promotion, should_promote
+from lstmcast.pipelines.train import run_settings, train_setup
 
 
 @dataclass(frozen=True)
@@ -86,6 +41,11 @@ class Steps:
     forecast: Callable[[WatchEntry], Any]
     # deletes model runs beyond the newest ``keep`` (never the current one); returns the deleted ids
     prune: Callable[[WatchEntry, int], list[str]]
+    # optional: trains the challengers of several entries at once (through an executor) and saves
+    # them; returns {str(entry): run id, or the exception that entry's training raised}. When set,
+    # the run fetches and checks every entry first, trains all challengers together, then
+    # promotes, forecasts and prunes entry by entry.
+    train_challengers: Callable[[list[tuple[WatchEntry, ModelDefaults]]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -163,13 +123,15 @@ def run_watchlist(
         names,
         ", --force" if force else "",
     )
+    kw: dict[str, Any] = {"force": force, "steps": steps, "log": log, "stop": stop}
     try:
-        for entry in entries:
-            if stop is not None:
-                stop.check()
-            summary.entries.append(
-                _run_entry(data_dir, config, entry, force=force, steps=steps, log=log, stop=stop)
-            )
+        if steps.train_challengers is None:
+            for entry in entries:
+                if stop is not None:
+                    stop.check()
+                summary.entries.append(_run_entry(data_dir, config, entry, **kw)[0])
+        else:
+            _run_together(data_dir, config, entries, summary, **kw)
     except InterruptedRun as e:
         summary.interrupted = True
         log.warning("run %s interrupted: %s", summary.run_id, e)
@@ -188,6 +150,38 @@ def run_watchlist(
     return summary
 
 
+def _run_together(
+    data_dir: Path, config: RunConfig, entries: list[WatchEntry], summary: RunSummary, **kw: Any
+) -> None:
+    """Fetch and check every entry, train the challengers together (``steps.train_challengers``),
+    then promote, forecast and prune entry by entry."""
+    stop, steps = kw["stop"], kw["steps"]
+    checked: list[tuple[WatchEntry, EntryOutcome, bool]] = []
+    for entry in entries:
+        if stop is not None:
+            stop.check()
+        out, wants = _run_entry(data_dir, config, entry, phase="before", **kw)
+        summary.entries.append(out)
+        checked.append((entry, out, wants))
+    todo = [(entry, config.effective(entry)) for entry, out, wants in checked if out.ok and wants]
+    trained: dict[str, Any] = {}
+    if todo:
+        if stop is not None:
+            stop.check()
+        t0 = time.monotonic()
+        trained = steps.train_challengers(todo)
+        share = (time.monotonic() - t0) / len(todo)  # the wall time of the batch, shared out
+        for entry, _ in todo:
+            next(o for e, o, _ in checked if e is entry).seconds += round(share, 3)
+    for entry, out, wants in checked:
+        if not out.ok:
+            continue
+        if stop is not None:
+            stop.check()
+        _run_entry(data_dir, config, entry, phase="after", out=out, trained=trained.get(str(entry)) if wants else None,
+                   **kw)
+
+
 def _run_entry(
     data_dir: Path,
     config: RunConfig,
@@ -197,10 +191,17 @@ def _run_entry(
     steps: Steps,
     log: logging.Logger,
     stop: Any | None,
-) -> EntryOutcome:
-    out = EntryOutcome(entry=str(entry))
+    phase: str = "all",
+    out: EntryOutcome | None = None,
+    trained: Any = None,
+) -> tuple[EntryOutcome, bool]:
+    """One entry through the steps (``phase="all"``), or its first half (``"before"``: fetch and
+    check; returns whether to train) or second half (``"after"``: given the challenger's run id, or
+    the exception its training raised, from ``train_challengers``)."""
+    out = out if out is not None else EntryOutcome(entry=str(entry))
     t0 = time.monotonic()
     stage = "fetch"
+    wants = False
 
     def between(next_stage: str) -> None:
         nonlocal stage
@@ -209,42 +210,51 @@ def _run_entry(
         stage = next_stage
 
     try:
-        fetched = steps.fetch(entry)
-        if fetched.skipped:
-            log.info("%s: not fetched: %s", entry, fetched.skipped)
-        else:
-            out.fetched = fetched.rows_added
-            log.info(
-                "%s: fetched %d new bar(s)%s",
-                entry,
-                fetched.rows_added,
-                f", last {fetched.last}" if fetched.last else "",
-            )
-        between("check")
-        if force or steps.needs_training(entry):
-            between("train")
-            out.trained = steps.train_challenger(entry, config.effective(entry))
-            if out.trained:
-                log.info("%s: trained challenger %s", entry, out.trained)
-                between("promote")
-                promo = steps.evaluate_and_promote(entry, out.trained)
-                out.promoted = promo.promoted
-                champ = (
-                    "no champion"
-                    if promo.champion is None
-                    else f"champion {promo.metric} {promo.champion:.6g}"
-                )
+        if phase in ("all", "before"):
+            fetched = steps.fetch(entry)
+            if fetched.skipped:
+                log.info("%s: not fetched: %s", entry, fetched.skipped)
+            else:
+                out.fetched = fetched.rows_added
                 log.info(
-                    "%s: challenger %s %.6g vs %s%s: %s",
+                    "%s: fetched %d new bar(s)%s",
                     entry,
-                    promo.metric,
-                    promo.challenger,
-                    champ,
-                    f" on {promo.origins} held-out origin(s) {promo.span}" if promo.origins else "",
-                    "promoted" if promo.promoted else "kept the champion",
+                    fetched.rows_added,
+                    f", last {fetched.last}" if fetched.last else "",
                 )
+            between("check")
+            wants = force or steps.needs_training(entry)
+            if not wants:
+                log.info("%s: no new complete bars since the current model's data; not retrained", entry)
+            if phase == "before":
+                return out, wants
+            if wants:
+                between("train")
+                out.trained = steps.train_challenger(entry, config.effective(entry))
         else:
-            log.info("%s: no new complete bars since the current model's data; not retrained", entry)
+            stage = "train"
+            if isinstance(trained, BaseException):
+                raise trained
+            out.trained = trained
+        if out.trained:
+            log.info("%s: trained challenger %s", entry, out.trained)
+            between("promote")
+            promo = steps.evaluate_and_promote(entry, out.trained)
+            out.promoted = promo.promoted
+            champ = (
+                "no champion"
+                if promo.champion is None
+                else f"champion {promo.metric} {promo.champion:.6g}"
+            )
+            log.info(
+                "%s: challenger %s %.6g vs %s%s: %s",
+                entry,
+                promo.metric,
+                promo.challenger,
+                champ,
+                f" on {promo.origins} held-out origin(s) {promo.span}" if promo.origins else "",
+                "promoted" if promo.promoted else "kept the champion",
+            )
         between("forecast")
         fc = steps.forecast(entry)
         with stop.critical() if stop is not None else contextlib.nullcontext():  # history + latest.json
@@ -272,10 +282,10 @@ def _run_entry(
         out.error = f"{stage}: {type(e).__name__}: {e}"
         log.exception("%s: failed at %s with an unexpected error", entry, stage)
     finally:
-        out.seconds = round(time.monotonic() - t0, 3)
-    if out.ok:
+        out.seconds = round(out.seconds + time.monotonic() - t0, 3)
+    if out.ok and phase != "before":
         log.info("%s: ok in %.1fs", entry, out.seconds)
-    return out
+    return out, wants
 
 
 def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
@@ -299,99 +309,13 @@ def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
     return first, max(scored, 0)
 
 
-# -- the real steps -------------------------------------------------------------------------------
-# Sources that `lstmcast run` never asks a vendor about: the series was put in the store by
-# `lstmcast import` and is used as stored. Any other source that is neither yahoo nor a ccxt
-# exchange id (an `import --source NAME`) is treated the same way.
-IMPORT_SOURCE = "import"
+# -- the real steps: each one a pipeline ----------------------------------------------------------
 FORECAST_LEVEL = 0.8  # the interval written with each forecast (needs 4 calibration residuals)
 LOGGER = "lstmcast"  # runlog.LOGGER_NAME: its handlers (file + terminal) receive the steps' records
 
-
-def is_fetchable(source: str | None) -> bool:
-    """True for Yahoo (the default) and ccxt exchange ids; False for imported series."""
-    if source in (None, "yahoo"):
-        return True
-    if source == IMPORT_SOURCE:
-        return False
-    import ccxt
-
-    return source in ccxt.exchanges
-
-
-def series_key(entry: WatchEntry) -> Any:
-    """The stored series (``SeriesKey``) a watchlist entry reads and writes."""
-    from lstmcast.data.store import SeriesKey
-    from lstmcast.data.update import resolve_source
-
-    if not is_fetchable(entry.source):
-        return SeriesKey(str(entry.source), entry.symbol, entry.interval)
-    _, name, symbol = resolve_source(entry.spec)
-    return SeriesKey(name, symbol, entry.interval)
-
-
-def run_settings(settings: ModelDefaults, **train_options: Any) -> ModelDefaults:
-    """One entry's effective settings for ``lstmcast run``.
-
-    ``train_options`` (e.g. ``threads=1``) replace those settings; without a ``threads`` setting
-    the run uses ``settings.default_run_threads()`` per process rather than torch's default.
-    """
-    from lstmcast.settings import default_run_threads
-
-    s = settings.with_values(train_options) if train_options else settings
-    if s.threads is None:
-        s = s.with_values({"threads": default_run_threads()})
-    return s
-
-
-def train_setup(settings: ModelDefaults, **train_options: Any) -> tuple[Any, Any, Any]:
-    """(FeatureConfig, ModelConfig, TrainConfig) of ``run_settings``."""
-    from lstmcast.features import FeatureConfig
-
-    s = run_settings(settings, **train_options)
-    return FeatureConfig.from_settings(s), s.network(), s.training()
-
-
-def holdout_origins(index: Any, models: list[Any], *, holdout: int) -> Any:
-    """The most recent ``holdout`` forecast origins whose target bars no model was trained on.
-
-    An origin ``t`` qualifies when its first target bar comes after every model's last training row
-    (``meta["data"]["train_end"]``), every model can see a full look-back at ``t``, and all target
-    bars (up to the shortest horizon) are stored. For a challenger trained on the whole series
-    these are the last origins of its validation part, so it never saw their targets either.
-    """
-    import numpy as np
-    import pandas as pd
-
-    n = len(index)
-    h = min(m.features.horizon for m in models)
-    first = max(m.features.lookback for m in models) - 1
-    last = n - 1 - h
-    if last < first:
-        return np.arange(0)
-    origins = np.arange(first, last + 1)
-    for m in models:
-        train_end = (m.meta.get("data") or {}).get("train_end")
-        if train_end is None:
-            raise ModelError(f"run {m.run_id} records no training end; it cannot be compared fairly")
-        origins = origins[np.asarray(index[origins + 1] > pd.Timestamp(train_end))]
-    return origins[-holdout:]
-
-
-def score_on(model: Any, prepared: Any, origins: Any, *, horizon: int, metric: str, scale: float) -> float:
-    """``metric`` (mae, rmse, mase) of ``model``'s first ``horizon`` steps at ``origins``."""
-    from lstmcast.evaluate import metrics
-    from lstmcast.train import actual_close
-
-    pred = model.predict_close(prepared, origins)[:, :horizon]
-    actual = actual_close(prepared, origins, horizon)
-    if metric == "mae":
-        return metrics.mae(actual, pred)
-    if metric == "rmse":
-        return metrics.rmse(actual, pred)
-    if metric == "mase":
-        return metrics.mase(actual, pred, scale=scale)
-    raise ConfigError(f"unknown promotion metric {metric!r}; use mae, rmse or mase")
+# names earlier versions imported from here
+__all__ = ["IMPORT_SOURCE", "FetchResult", "Promotion", "Steps", "default_steps", "is_fetchable", "run_watchlist",
+           "run_settings", "series_key", "should_promote", "train_setup"]
 
 
 def default_steps(
@@ -401,24 +325,55 @@ def default_steps(
     fetch_options: dict[str, Any] | None = None,
     train_options: dict[str, Any] | None = None,
     log: logging.Logger | None = None,
+    executor: str | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Steps:
     """The real steps for ``lstmcast run``.
 
     ``fetch_options`` go to ``data.update.fetch_series`` (``session``, ``exchange_overrides``,
     ``sleep``, ``policy``: the seams tests use to reach fake far ends); ``train_options`` to the
-    ``TrainConfig`` of every challenger (e.g. ``threads=1``).
+    ``TrainConfig`` of every challenger (e.g. ``threads=1``). ``executor`` / ``workers`` /
+    ``ray_address`` (else the config's ``[run]`` table): with an executor, the challengers are
+    trained together as its tasks (workers fit, this process saves); without, one after another.
     """
-    return _RealSteps(
+    real = _RealSteps(
         Path(data_dir),
         config,
         fetch_options=dict(fetch_options or {}),
         train_options=dict(train_options or {}),
         log=log or logging.getLogger(f"{LOGGER}.steps"),
-    ).steps()
+    )
+    run = config.run
+    real.executor = executor or run.executor
+    real.workers = workers if workers is not None else run.workers
+    real.ray_address = ray_address or run.ray_address
+    steps = real.steps()
+    if real.executor is None:
+        if real.workers is not None or real.ray_address:
+            from lstmcast.errors import UsageError
+
+            raise UsageError("--workers and ray_address need an executor (--executor serial|local|ray)")
+        return steps
+    from dataclasses import replace
+
+    from lstmcast.errors import UsageError
+    from lstmcast.executor import BACKENDS
+
+    if real.executor not in BACKENDS:  # refused before anything is fetched (make_executor says the same later)
+        raise UsageError(f"unknown executor {real.executor!r}: choose one of {', '.join(BACKENDS)}")
+    if real.workers is not None and real.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {real.workers})")
+    if real.ray_address and real.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+
+    return replace(steps, train_challengers=real.train_challengers)
 
 
 
 class _RealSteps:
+    """The steps of ``lstmcast run``, each one a pipeline over the store and the registry."""
+
     def __init__(
         self,
         data_dir: Path,
@@ -433,6 +388,9 @@ class _RealSteps:
         self.data_dir, self.config, self.log = data_dir, config, log
         self.fetch_options, self.train_options = fetch_options, train_options
         self.store = Store(data_dir)
+        self.executor: str | None = None
+        self.workers: int | None = None
+        self.ray_address: str | None = None
 
     def steps(self) -> Steps:
         return Steps(
@@ -445,61 +403,18 @@ class _RealSteps:
         )
 
     def fetch(self, entry: WatchEntry) -> FetchResult:
-        from lstmcast import errors
-        from lstmcast.data.update import fetch_series
+        from lstmcast.pipelines.fetch import fetch_entry
 
-        key = series_key(entry)
-        if not is_fetchable(entry.source):
-            if not self.store.exists(key):
-                raise DataNotFoundError(
-                    f"{key} is not in the store and {entry.source!r} is not a fetchable source; "
-                    f"add it with `lstmcast import FILE --symbol {entry.symbol} --source {entry.source} "
-                    f"--interval {entry.interval}`"
-                )
-            m = self.store.manifest(key)
-            return FetchResult(
-                rows_added=0,
-                last=m.get("last"),
-                skipped=f"{entry.source!r} is not a fetchable source; using the {m.get('rows')} stored bars",
-            )
-        r = fetch_series(self.store, key.spec, interval=key.interval, **self.fetch_options)
-        for note in r.notes:
-            self.log.info("%s: %s", entry, note)
-        for gap in r.new_gaps:
-            self.log.warning("%s: %d bar(s) missing from %s to %s", entry, gap["bars"], gap["from"], gap["to"])
-        partial = r.status == "partial"  # update.STATUS_PARTIAL: some bars stored, the rest missing
-        counts = f"{r.bars_received} of {r.bars_expected} expected bars received, {r.rows_stored} rows stored"
-        if partial and self.config.accept_partial_fetch:
-            self.log.warning("%s: partial fetch accepted (accept_partial_fetch = true): %s (%s)",
-                             entry, r.error, counts)
-        elif not r.ok:
-            cls = getattr(errors, r.error_type or "", None)
-            if not (isinstance(cls, type) and issubclass(cls, LstmcastError)):
-                cls = errors.DataSourceError
-            if partial:
-                raise cls(f"partial fetch: {r.error} ({counts}; set accept_partial_fetch = true to use them)")
-            got = f" (stored {r.rows_added} new bar(s) up to {r.last} first)" if r.rows_added else ""
-            raise cls(f"{r.error}{got}")
-        last = r.last or (self.store.manifest(key).get("last") if self.store.exists(key) else None)
-        return FetchResult(rows_added=r.rows_added, last=last)
-
-    def _current(self, key: Any) -> Any | None:
-        """The loaded current model, or None when there is none or it cannot be loaded (logged)."""
-        from lstmcast import registry as checkpoint
-
-        try:
-            if checkpoint.current_run_id(self.data_dir, key) is None:
-                return None
-            return checkpoint.load_run(self.data_dir, key)
-        except (CheckpointError, DataNotFoundError) as e:
-            self.log.warning("%s: the current model cannot be used (%s); treating it as absent", key, e)
-            return None
+        return fetch_entry(self.store, entry, log=self.log, accept_partial=self.config.accept_partial_fetch,
+                           **self.fetch_options)
 
     def needs_training(self, entry: WatchEntry) -> bool:
         import pandas as pd
 
+        from lstmcast.pipelines.promote import current_model
+
         key = series_key(entry)
-        current = self._current(key)
+        current = current_model(self.data_dir, key, log=self.log)
         if current is None:
             return True
         model_last = (current.meta.get("data") or {}).get("last")
@@ -508,15 +423,19 @@ class _RealSteps:
             data_last is not None and pd.Timestamp(data_last) > pd.Timestamp(model_last)
         )
 
-    def train_challenger(self, entry: WatchEntry, settings: ModelDefaults) -> str | None:
-        from lstmcast.train import train_series
-
-        key = series_key(entry)
+    def settings_of(self, entry: WatchEntry, settings: ModelDefaults) -> ModelDefaults:
         s = run_settings(settings, **self.train_options)
         self.log.info(
             "%s: training a challenger (%s, look-back %d, horizon %d, %s target, hidden %d x %d, up to %d epochs)",
             entry, s.family, s.lookback, s.horizon, s.target, s.hidden, s.layers, s.epochs,
         )
+        return s
+
+    def train_challenger(self, entry: WatchEntry, settings: ModelDefaults) -> str | None:
+        from lstmcast.pipelines.train import train_series
+
+        key = series_key(entry)
+        s = self.settings_of(entry, settings)
 
         def progress(s: Any) -> None:
             self.log.debug(
@@ -525,68 +444,38 @@ class _RealSteps:
 
         report = train_series(self.store, key.spec, interval=key.interval, settings=s, promote=False,
                               progress=progress)
-        if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
-            raise InterruptedRun(f"training of {key} was interrupted (run {report.run.run_id} kept, not current)")
-        if report.incomplete_reason:  # not a real model: it never competes with the champion
-            raise ModelError(
-                f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
-            )
-        return report.run.run_id
+        return challenger_id(report)
+
+    def train_challengers(self, items: list[tuple[WatchEntry, ModelDefaults]]) -> dict[str, Any]:
+        """Every entry's challenger as one task of the executor (``pipelines.train.train_many``)."""
+        from lstmcast import executor as X
+        from lstmcast.pipelines.train import train_many
+
+        ex = X.make_executor(self.executor, n_tasks=len(items), workers=self.workers, ray_address=self.ray_address)
+        self.log.info("training %d challenger(s) on the %s executor (%d worker(s), %d thread(s) each)",
+                      len(items), ex.name, ex.workers, ex.threads)
+        out: dict[str, Any] = {}
+        todo = []
+        for entry, settings in items:
+            try:  # the executor's thread budget per task, unless the settings name one
+                s = self.settings_of(entry, settings.with_values({"threads": settings.threads or ex.threads}))
+                todo.append((str(entry), series_key(entry), s))
+            except Exception as e:  # this entry fails at train; the others go on
+                out[str(entry)] = e
+        with ex:
+            reports = train_many(self.store, todo, executor=ex, promote=False, log=self.log)
+        for name, r in reports.items():
+            try:
+                out[name] = r if isinstance(r, BaseException) else challenger_id(r)
+            except Exception as e:
+                out[name] = e
+        return out
 
     def evaluate_and_promote(self, entry: WatchEntry, run_id: str) -> Promotion:
-        from lstmcast import registry as checkpoint
-        from lstmcast.evaluate.metrics import naive_scale
-        from lstmcast.features import prepare
+        from lstmcast.pipelines.promote import evaluate_and_promote
 
-        key = series_key(entry)
-        promo = self.config.promotion
-        frame = self.store.load(key)
-        kind = self.store.manifest(key).get("kind", "price")
-        challenger = checkpoint.load_run(self.data_dir, key, run_id)
-        champion_id = None
-        try:
-            champion_id = checkpoint.current_run_id(self.data_dir, key)
-        except CheckpointError as e:
-            self.log.warning("%s: %s; the challenger replaces it", entry, e)
-        champion = self._current(key) if champion_id not in (None, run_id) else None
-        models = [challenger] + ([champion] if champion is not None else [])
-        origins = holdout_origins(frame.index, models, holdout=promo.holdout)
-        if len(origins) == 0 and champion is not None:
-            raise ModelError(
-                f"no held-out bars to compare challenger {run_id} and champion {champion.run_id} on "
-                f"(none after both models' training data); the champion stays current"
-            )
-        scores: list[float] = []
-        if len(origins):
-            h = min(m.features.horizon for m in models)
-            prepared: dict[str, Any] = {}
-            for m in models:
-                fkey = repr(sorted(m.features.to_dict().items()))
-                if fkey not in prepared:
-                    prepared[fkey] = prepare(frame, kind=kind, features=m.features)
-                p = prepared[fkey]
-                scale = naive_scale(p.close[: int(origins[0]) + 1])  # data before the span only
-                scores.append(score_on(m, p, origins, horizon=h, metric=promo.metric, scale=scale))
-        challenger_score = scores[0] if scores else float("nan")
-        champion_score = scores[1] if champion is not None else None
-        promoted = champion is None or should_promote(
-            champion_score, challenger_score, min_improvement=promo.min_improvement
-        )
-        if promoted:
-            if champion is not None and checkpoint.current_run_id(self.data_dir, key) != champion.run_id:
-                raise ModelError(f"the current model of {key} changed while run {run_id} was evaluated")
-            checkpoint.set_current(self.data_dir, key, run_id)
-        span = (
-            f"{frame.index[origins[0]].isoformat()} .. {frame.index[origins[-1]].isoformat()}" if len(origins) else None
-        )
-        return Promotion(
-            promoted=promoted,
-            metric=promo.metric,
-            challenger=challenger_score,
-            champion=champion_score,
-            origins=len(origins),
-            span=span,
-        )
+        return evaluate_and_promote(self.store, series_key(entry), run_id, promotion=self.config.promotion,
+                                    log=self.log, label=str(entry))
 
     def forecast(self, entry: WatchEntry) -> Any:
         import math
@@ -615,6 +504,17 @@ class _RealSteps:
         )
 
     def prune(self, entry: WatchEntry, keep: int) -> list[str]:
-        from lstmcast import registry as checkpoint
+        from lstmcast import registry
 
-        return checkpoint.prune_runs(self.data_dir, series_key(entry), keep)
+        return registry.prune_runs(self.data_dir, series_key(entry), keep)
+
+
+def challenger_id(report: Any) -> str:
+    """The run id of a trained challenger (a ``pipelines.train.TrainReport``), or why it is none."""
+    if report.interrupted:  # Ctrl-C inside the loop: saved as interrupted, never a challenger
+        raise InterruptedRun(f"training of {report.key} was interrupted (run {report.run.run_id} kept, not current)")
+    if report.incomplete_reason:  # not a real model: it never competes with the champion
+        raise ModelError(
+            f"challenger {report.run.run_id} is incomplete ({report.incomplete_reason}); the champion stays"
+        )
+    return report.run.run_id

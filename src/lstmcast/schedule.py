@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from lstmcast import atomic
+from lstmcast import atomic, workspace
 from lstmcast.errors import ConfigError, StoreError
 
 DEFAULT_CRON = "0 6 * * *"
@@ -39,7 +39,7 @@ def marker(data_dir: Path) -> str:
 
 def cron_log_path(data_dir: Path) -> Path:
     """Where cron's view of the run goes (stdout, stderr, tracebacks); the run log is logs/lstmcast.log."""
-    return Path(data_dir) / "logs" / "cron.log"
+    return workspace.logs_root(data_dir) / workspace.CRON_LOG_FILE
 
 
 # -- cron expressions ---------------------------------------------------------------------------

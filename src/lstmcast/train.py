@@ -1,34 +1,12 @@
-"""Train a stored series and save the run: settings -> forecaster -> fit -> validation skill -> registry.
-
-The training loop itself is ``forecasters.rnn.loop`` (torch); the closed-form and baseline
-families are in ``forecasters``. This module holds no torch code.
-"""
+"""Old import path of the training pipeline: it lives in ``lstmcast.pipelines.train`` (the flow) and
+``lstmcast.forecasters.rnn.loop`` (the torch loop, devices and the lstm/gru artifact). These names
+stay importable from here for code and tests written against earlier versions."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-
-from lstmcast import features as F
-from lstmcast.errors import DataError
-from lstmcast.features import FeatureConfig, Prepared
-from lstmcast.settings import ModelConfig, Settings, TrainConfig
-
-if TYPE_CHECKING:
-    from lstmcast.data.store import SeriesKey, Store
-    from lstmcast.registry import RunInfo
-
-DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-
-
-# The loop, devices and the lstm/gru artifact live in forecasters.rnn.loop (the torch code); these
-# names stay importable from here.
-from lstmcast.forecasters.base import actual_close  # noqa: E402
-from lstmcast.forecasters.rnn.loop import (  # noqa: E402
+from lstmcast.features import FeatureConfig
+from lstmcast.forecasters.base import actual_close
+from lstmcast.forecasters.rnn.loop import (
     EVAL_BATCH,
     EpochStats,
     Fitted,
@@ -37,218 +15,20 @@ from lstmcast.forecasters.rnn.loop import (  # noqa: E402
     fit,
     resolve_device,
 )
+from lstmcast.pipelines.train import (
+    DEVICES,
+    OPTIONS,
+    TrainReport,
+    TrainSetup,
+    compose,
+    read_config_file,
+    setup_from_options,
+    train_series,
+    validation_metrics,
+)
+from lstmcast.settings import ModelConfig, TrainConfig
 
-__all__ = ["EVAL_BATCH", "EpochStats", "Fitted", "_torch_settings", "actual_close", "describe_device", "fit",
-           "resolve_device"]
-
-
-# -- options: flags and config files ------------------------------------------------------------
-
-# option name -> the part of the settings it belongs to (all of them are settings.Settings fields)
-OPTIONS: dict[str, str] = {"interval": "series", **{k: "settings" for k in Settings.model_fields}}
-
-
-@dataclass(frozen=True)
-class TrainSetup:
-    interval: str = "1d"
-    settings: Settings = field(default_factory=Settings)
-
-    @property
-    def features(self) -> FeatureConfig:
-        return FeatureConfig.from_settings(self.settings)
-
-    @property
-    def model(self) -> ModelConfig:
-        return self.settings.network()
-
-    @property
-    def train(self) -> TrainConfig:
-        return self.settings.training()
-
-    @property
-    def family(self) -> str:
-        return self.settings.family
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The ``[train]`` (or ``[defaults]``) table of a TOML file, checked against the settings."""
-    from lstmcast.settings import read_table
-
-    return read_table(path)[0]
-
-
-def setup_from_options(options: Mapping[str, Any], *, where: str = "options") -> TrainSetup:
-    """The setup from a flat mapping of option names (flags over file values, already merged)."""
-    from lstmcast.settings import build
-
-    opts = {k.replace("-", "_"): v for k, v in options.items() if v is not None}
-    interval = opts.pop("interval", "1d")
-    return TrainSetup(interval=interval, settings=build(opts, where=where))
-
-
-# -- train a stored series and save a run --------------------------------------------------------
-
-
-@dataclass
-class TrainReport:
-    key: SeriesKey
-    fitted: Fitted
-    metrics: dict[str, dict[str, float]]  # {"model": PointMetrics dict, "naive": ...}
-    beats_naive: bool
-    run: RunInfo
-    promoted: bool
-    data_info: dict[str, Any]
-    device: str
-    settings: Settings = field(default_factory=Settings)
-
-    @property
-    def interrupted(self) -> bool:
-        return self.fitted.interrupted
-
-    @property
-    def incomplete_reason(self) -> str | None:
-        """Why the run was saved ``incomplete`` (not a real model, never current), or None."""
-        return self.run.incomplete_reason
-
-    def to_dict(self) -> dict[str, Any]:
-        f = self.fitted
-        return {
-            "series": self.key.spec,
-            "interval": self.key.interval,
-            "run_id": self.run.run_id,
-            "path": str(self.run.path),
-            "promoted": self.promoted,
-            "interrupted": f.interrupted,
-            "status": self.run.status,
-            "incomplete_reason": self.incomplete_reason,
-            "device": self.device,
-            "seconds": round(f.seconds, 3),
-            "best_epoch": f.best_epoch,
-            "epochs_run": len(f.history),
-            "validation_origins": len(f.val_origins),
-            "metrics": self.metrics,
-            "beats_naive": self.beats_naive,
-            "data": self.data_info,
-            "family": f.family,
-            "features": f.features.to_dict(),
-            "model": self.settings.network().to_dict() if f.family in ("lstm", "gru") else f.state()[1]["model"],
-            "train": self.settings.training().to_dict(),
-            "history": [s.to_dict() for s in f.history],
-        }
-
-
-def validation_metrics(fitted: Fitted, prepared: Prepared) -> dict[str, dict[str, float]]:
-    """Model and naive (last close) on the validation windows: MAE, RMSE, MASE, direction.
-
-    The MASE scale is the naive 1-step MAE of close over the last ``MASE_SCALE_WINDOW`` training
-    rows (in-sample; recent, so that a series that grew 50-fold is not scaled by its early bars).
-    """
-    from lstmcast.evaluate.metrics import (
-        MASE_SCALE_WINDOW,
-        beats_naive,
-        diebold_mariano,
-        naive_scale,
-        point_metrics,
-    )
-
-    if len(fitted.val_origins) == 0:
-        return {}
-    last = prepared.close[fitted.val_origins]
-    naive = np.repeat(last[:, None], fitted.features.horizon, axis=1)
-    scale = naive_scale(prepared.close[max(fitted.start, fitted.train_end - MASE_SCALE_WINDOW) : fitted.train_end])
-    # one loss per origin (mean absolute error over the steps), as in the backtest: overlapping
-    # h-step errors are autocorrelated up to lag h-1, which is what DM's horizon accounts for
-    stat, p = diebold_mariano(
-        np.abs(fitted.val_actual - fitted.val_pred).mean(axis=1),
-        np.abs(fitted.val_actual - naive).mean(axis=1),
-        horizon=fitted.features.horizon,
-        power=1,
-    )
-    model_m = point_metrics(fitted.val_actual, fitted.val_pred, last=last, scale=scale).to_dict()
-    naive_m = point_metrics(fitted.val_actual, naive, last=last, scale=scale).to_dict()
-    return {
-        "model": model_m,
-        "naive": naive_m,
-        "dm": {"stat": stat, "p": p, "beats_naive": beats_naive(model_m["mae"], naive_m["mae"], p)},
-    }
-
-
-def train_series(
-    store: Store,
-    spec: str,
-    *,
-    interval: str = "1d",
-    features: FeatureConfig | None = None,
-    model: ModelConfig | None = None,
-    train: TrainConfig | None = None,
-    promote: bool = True,
-    progress: Callable[[EpochStats], None] | None = None,
-    family: str | None = None,
-    settings: Settings | None = None,
-) -> TrainReport:
-    """Train on a stored series and save the run; make it current when ``promote`` and it completed.
-
-    ``settings`` (one ``Settings``) or the ``features`` / ``model`` / ``train`` parts plus ``family``.
-    An interrupted run (Ctrl-C) is saved, marked interrupted, and never made current.
-    """
-    from lstmcast import registry as checkpoint
-    from lstmcast.forecasters import forecaster
-
-    if settings is None:
-        settings = compose(features=features, model=model, train=train, family=family)
-    features, train = FeatureConfig.from_settings(settings), settings.training()
-    key = store.resolve(spec, interval)
-    manifest = store.manifest(key)
-    frame = store.load(key)
-    kind = manifest.get("kind", F.KIND_PRICE)
-    if len(frame) == 0:
-        raise DataError(f"{key} has no bars")
-    if settings.family in ("lstm", "gru"):
-        resolve_device(train.device)  # fail on a missing device before the data work
-    prepared = F.prepare(frame, kind=kind, features=features)
-    fitted = forecaster(settings).fit(prepared, progress=progress)
-    metrics = validation_metrics(fitted, prepared)
-    beats = bool(metrics) and metrics["dm"]["beats_naive"]
-    data_info = {
-        "kind": kind,
-        "market": manifest.get("market"),
-        "rows": len(frame),
-        "first": frame.index[0].isoformat(),
-        "last": frame.index[-1].isoformat(),
-        "train_end": frame.index[fitted.train_end - 1].isoformat(),
-        "val_first_origin": frame.index[fitted.val_origins[0]].isoformat()
-        if len(fitted.val_origins)
-        else None,
-        "val_last_origin": frame.index[fitted.val_origins[-1]].isoformat()
-        if len(fitted.val_origins)
-        else None,
-        "sha256": manifest.get("sha256"),
-        "file": manifest.get("file"),
-        "close_column": "close",
-    }
-    run = checkpoint.save_run(store.root, key, fitted, metrics=metrics, data_info=data_info,
-                              promote=promote and not fitted.interrupted)
-    promote = promote and run.status == checkpoint.STATUS_COMPLETE
-    return TrainReport(
-        key=key,
-        fitted=fitted,
-        metrics=metrics,
-        beats_naive=beats,
-        run=run,
-        promoted=promote,
-        data_info=data_info,
-        device=fitted.device,
-        settings=settings,
-    )
-
-
-def compose(*, features: FeatureConfig | None = None, model: ModelConfig | None = None,
-            train: TrainConfig | None = None, family: str | None = None) -> Settings:
-    """One ``Settings`` from its parts (each defaulting to the defaults)."""
-    values: dict[str, Any] = {}
-    for part in (features, model, train):
-        if part is not None:
-            values.update(part.to_dict())
-    if family is not None:
-        values["family"] = family
-    return Settings.model_validate({**Settings().model_dump(), **values})
+__all__ = ["DEVICES", "EVAL_BATCH", "OPTIONS", "EpochStats", "FeatureConfig", "Fitted", "ModelConfig",
+           "TrainConfig", "TrainReport", "TrainSetup", "_torch_settings", "actual_close", "compose",
+           "describe_device", "fit", "read_config_file", "resolve_device", "setup_from_options", "train_series",
+           "validation_metrics"]

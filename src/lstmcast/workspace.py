@@ -5,10 +5,16 @@
     DATA_DIR/series/{source}/{symbol}/{interval}.parquet|.json   the store (data/store.py writes it)
     DATA_DIR/models/{source}/{symbol}/{interval}/{run_id}/       one model run (registry.py)
     DATA_DIR/models/{source}/{symbol}/{interval}/current         {"run_id": ...}
-    DATA_DIR/forecasts/ ...                                      forecast history (forecasts.py)
+    DATA_DIR/forecasts/{source}/{symbol}/{interval}/             forecast history + latest (forecasts.py)
     DATA_DIR/forecasts/{source}/{symbol}/{interval}/checks.json  the last run's live checks (pipelines/live.py)
     DATA_DIR/logs/lstmcast.log                                   the run log (runlog.py)
     DATA_DIR/logs/runs.jsonl                                     one record per `lstmcast run` (runlog.py)
+    DATA_DIR/logs/cron.log                                       cron's output (schedule.py)
+    DATA_DIR/run.lock                                            held by `lstmcast run` (runlog.py)
+    DATA_DIR/lstmcast.toml                                       the default config file (config.py)
+
+Every module finds its folder here; none spells a folder name itself. (``data/store.py`` still
+names ``series`` itself: it is being edited elsewhere; ``series_root`` is the same folder.)
 
 A run id read from a file (the ``current`` pointer) is data, not a path: it must match
 ``RUN_ID_RE`` and resolve to a direct child of its series folder, or it is refused.
@@ -28,8 +34,16 @@ LOGS = "logs"
 CURRENT = "current"
 CHECKS = "checks.json"
 RUNS_LOG = "runs.jsonl"
+CONFIG_NAME = "lstmcast.toml"
+RUN_LOCK = "run.lock"
+LOG_FILE = "lstmcast.log"
+CRON_LOG_FILE = "cron.log"  # what cron saw (stdout, stderr), next to the run log
 # 20261121T101500123Z-ab12cd (registry.new_run_id; ids of early versions had no milliseconds)
 RUN_ID_RE = re.compile(r"^\d{8}T\d{6}(\d{3})?Z-[0-9a-f]{6}$")
+
+
+def series_root(data_dir: Path) -> Path:
+    return Path(data_dir) / SERIES
 
 
 def models_root(data_dir: Path) -> Path:
@@ -38,6 +52,27 @@ def models_root(data_dir: Path) -> Path:
 
 def runs_log_path(data_dir: Path) -> Path:
     return Path(data_dir) / LOGS / RUNS_LOG
+def forecasts_root(data_dir: Path) -> Path:
+    return Path(data_dir) / FORECASTS
+
+
+def logs_root(data_dir: Path) -> Path:
+    return Path(data_dir) / LOGS
+
+
+def log_path(data_dir: Path) -> Path:
+    """The run log of ``lstmcast run`` (rotated next to itself)."""
+    return logs_root(data_dir) / LOG_FILE
+
+
+def run_lock_path(data_dir: Path) -> Path:
+    """The lock one ``lstmcast run`` at a time holds on a data directory."""
+    return Path(data_dir) / RUN_LOCK
+
+
+def config_path(data_dir: Path) -> Path:
+    """Where ``lstmcast.toml`` is looked for when neither ``--config`` nor ``$LSTMCAST_CONFIG`` names one."""
+    return Path(data_dir) / CONFIG_NAME
 
 
 def run_folder(series_folder: Path, run_id: str, *, what: str | None = None) -> Path:

@@ -76,7 +76,7 @@ def backtest_cmd(
     beat naive is corrected for multiple testing (Benjamini-Hochberg). Exit 3 when a series or a
     task failed (the others are still reported).
     """
-    from lstmcast import train as T
+    from lstmcast.pipelines import train as T
     from lstmcast.cli import backtest_render
     from lstmcast.errors import EXIT_PARTIAL
     from lstmcast.evaluate.backtest import BacktestConfig

@@ -257,8 +257,8 @@ def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None)
     A flag value that is invalid on its own is a usage error (exit 2); one that only clashes with
     the file's values is a config error (exit 1), as is a bad file.
     """
-    from lstmcast import train as T
     from lstmcast.errors import ConfigError, UsageError
+    from lstmcast.pipelines import train as T
 
     given = {k: v for k, v in flags.items() if v is not None}
     try:

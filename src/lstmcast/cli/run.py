@@ -37,6 +37,15 @@ def run_cmd(
         None, "--only", help="Run only this watchlist symbol (repeatable, or comma-separated)."
     ),
     force: bool = typer.Option(False, "--force", help="Train a challenger even without new bars."),
+    executor: str | None = typer.Option(
+        None, "--executor",
+        help="Train the challengers together as tasks of serial, local (process pool) or ray "
+        "[default: the config's [run] executor, else one entry after another].",
+    ),
+    workers: int | None = typer.Option(None, "--workers", help="Parallel tasks [default: one per core]."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="With --executor ray: auto or ray://host:port [default: a local Ray]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Fetch, retrain, promote and forecast every watchlist entry; the command cron runs.
@@ -59,6 +68,7 @@ def run_cmd(
     cfg = load_config(path)
     picked = [s.strip() for item in (only or []) for s in item.split(",") if s.strip()]
     cfg.select(picked)  # an unknown --only fails before anything is locked or logged
+    steps = runner.default_steps(data_dir, cfg, executor=executor, workers=workers, ray_address=ray_address)
     level = "DEBUG" if settings.verbose else cfg.log.level
     logs = {"level": level, "max_bytes": cfg.log.max_bytes, "backups": cfg.log.backups}
     try:
@@ -78,7 +88,7 @@ def run_cmd(
                     cfg,
                     only=picked,
                     force=force,
-                    steps=runner.default_steps(data_dir, cfg),
+                    steps=steps,
                     log=log,
                     stop=stop,
                 )

@@ -32,7 +32,7 @@ def install_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Add the cron entry for this data directory (replacing ours if present; other entries untouched)."""
-    from lstmcast import schedule
+    from lstmcast import schedule, workspace
     from lstmcast.config import find_config
 
     data_dir = common.settings(ctx).data_dir
@@ -61,7 +61,7 @@ def install_cmd(
     con.print(f"next runs: {', '.join(_times(times))}", markup=False, soft_wrap=True)
     con.print(
         f"output goes to {schedule.cron_log_path(data_dir)}; the run log is "
-        f"{data_dir / 'logs' / 'lstmcast.log'}",
+        f"{workspace.log_path(data_dir)}",
         markup=False,
         soft_wrap=True,
     )

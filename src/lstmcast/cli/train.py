@@ -62,8 +62,8 @@ def train_cmd(
     the training part only). The finished run becomes the current model of the series; an
     interrupted run (Ctrl-C) is saved but does not replace the current model.
     """
-    from lstmcast import train as T
     from lstmcast.errors import InterruptedRun
+    from lstmcast.pipelines import train as T
 
     flags: dict[str, Any] = {
         "interval": interval,

@@ -489,7 +489,7 @@ def backtest_series(
     executor: Any = None,
 ) -> BacktestReport:
     """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only."""
-    from lstmcast.train import compose
+    from lstmcast.pipelines.train import compose
 
     if settings is None:
         settings = compose(features=features, model=model, train=train, family=family)

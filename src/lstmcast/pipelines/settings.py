@@ -9,18 +9,19 @@ from typing import Any
 from lstmcast import settings as S
 from lstmcast.errors import ConfigError
 
-RUN_TABLES = ("watchlist", "promotion", "log", "keep_runs")
+RUN_TABLES = ("watchlist", "promotion", "log", "keep_runs", "run")
 
 
 def effective_settings(
     data_dir: Path, *, config: Path | None = None, entry: str | None = None, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """``{"config", "entry", "settings", "sources", "run_threads_default"}``; sources name the file and line."""
-    from lstmcast.config import CONFIG_NAME, ENV_CONFIG, find_config, load_config
+    from lstmcast import workspace
+    from lstmcast.config import ENV_CONFIG, find_config, load_config
 
     env = os.environ if env is None else env
     path: Path | None
-    if config is None and not env.get(ENV_CONFIG) and not (Path(data_dir) / CONFIG_NAME).exists():
+    if config is None and not env.get(ENV_CONFIG) and not workspace.config_path(data_dir).exists():
         path = None
     else:
         path = find_config(config, data_dir=Path(data_dir), env=env)
