@@ -76,7 +76,6 @@ def backtest_cmd(
     beat naive is corrected for multiple testing (Benjamini-Hochberg). Exit 3 when a series or a
     task failed (the others are still reported).
     """
-    from lstmcast.pipelines import train as T
     from lstmcast.cli import backtest_render
     from lstmcast.errors import EXIT_PARTIAL
     from lstmcast.evaluate.backtest import BacktestConfig
@@ -84,6 +83,7 @@ def backtest_cmd(
     from lstmcast.evaluate.report import INTERVAL_CHOICES
     from lstmcast.executor import make_executor
     from lstmcast.forecast import default_setup_options
+    from lstmcast.pipelines import train as T
     from lstmcast.pipelines.backtest import backtest_many
 
     if intervals not in INTERVAL_CHOICES:
