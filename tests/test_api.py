@@ -89,7 +89,7 @@ def test_load_a_saved_run_predicts_like_the_cli(data_dir, cli):
     m = lstmcast.load(data_dir, "AAPL")
     got = m.predict(levels=(0.8,))
     r = cli("predict", "AAPL", "--levels", "80", "--json")
-    want = __import__("json").loads(r.stdout)
+    [want] = __import__("json").loads(r.stdout)  # predict --json: one object per series
     step = want["forecast"][0]
     assert got["forecast"].iloc[0] == pytest.approx(step["predicted_close"], rel=1e-12)
     assert got["lower_80"].iloc[0] == pytest.approx(step["intervals"]["0.8"]["lo"], rel=1e-12)
