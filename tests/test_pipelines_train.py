@@ -36,7 +36,9 @@ def test_artifact_rebuilds_the_fit_across_a_process_boundary(family, frame):
     assert isinstance(art, Artifact) and art.family == family
     again = art.fitted()
     origins = np.arange(150, 197)
-    np.testing.assert_array_equal(fitted.predict_close(prepared, origins), again.predict_close(prepared, origins))
+    # the driver rebuilds torch families as the numpy forward pass (no torch import there): equal to float error
+    np.testing.assert_allclose(again.predict_close(prepared, origins), fitted.predict_close(prepared, origins),
+                               rtol=1e-6)
     for k in ("start", "end", "train_end", "best_epoch", "interrupted"):
         assert getattr(again, k) == getattr(fitted, k)
     np.testing.assert_array_equal(again.val_pred, fitted.val_pred)

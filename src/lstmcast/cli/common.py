@@ -268,7 +268,9 @@ def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None)
     setup = T.setup_from_options({**(base or {}), **given})
     if setup.train.device != "auto":
         # a named device that is missing fails here, before any progress bar is drawn
-        T.resolve_device(setup.train.device)
+        from lstmcast.forecasters.rnn.loop import resolve_device
+
+        resolve_device(setup.train.device)
     return setup
 
 
