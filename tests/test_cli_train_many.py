@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 
+import jsonschema
 import pytest
 
+import json_schemas as S
 from helpers_series import random_walk_frame
 from lstmcast import registry
 from lstmcast.data.store import SeriesKey, Store
@@ -77,6 +79,7 @@ def test_a_bad_symbol_fails_alone_with_exit_3(tmp_path, cli_at):
     r = cli_at(home, "train", "RW", "NOPE", "--model-family", "linear", "--lookback", "40", "--json")
     assert r.exit_code == 3
     rows = json.loads(r.stdout)
+    jsonschema.validate(rows, S.TRAIN_MANY)
     assert [(x["symbol"], x["ok"]) for x in rows] == [("RW", True), ("NOPE", False)]
     assert rows[1]["report"] is None and rows[1]["error"].startswith("no stored data for NOPE 1d")
     assert rows[0]["error"] is None and rows[0]["report"]["series"] == "import:RW"
