@@ -136,3 +136,16 @@ RUN = _obj(
         "rollbacks": {"type": "array", "items": {"type": "object"}},
     }
 )
+
+# `lstmcast train SYM SYM ... --json` (also --all, --symbols-file, --executor): one object per series;
+# `report` is the single-series `train --json` object
+TRAIN_MANY = {
+    "type": "array",
+    "items": _obj({
+        "symbol": {"type": "string", "minLength": 1},
+        "ok": {"type": "boolean"},
+        "error": {"type": ["string", "null"]},
+        "report": {"anyOf": [{"type": "object", "required": ["series", "run_id", "promoted", "status", "metrics",
+                                                               "beats_naive"]}, {"type": "null"}]},
+    }),
+}

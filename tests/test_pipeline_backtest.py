@@ -218,7 +218,7 @@ def test_cli_missing_device_fails_before_any_task(cli, two_series):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["RW", "--all"], "--all backtests every stored series"),
+        (["RW", "--all"], "--all means every stored series"),
         (["RW", "RW"], "named twice"),
         (["RW", "--model-family", "lstm,lstm"], "names a family twice"),
         (["RW", "--model-family", "lsmt"], "is not one of"),

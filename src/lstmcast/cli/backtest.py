@@ -92,7 +92,7 @@ def backtest_cmd(
         raise UsageError(f"--intervals must be one of {', '.join(INTERVAL_CHOICES)}, got {intervals!r}")
     backtest_render.check_output(output)
     st = common.store(ctx)
-    specs = _symbols(st, symbols, all_series=all_series, symbols_file=symbols_file, interval=interval)
+    specs = common.symbols(st, symbols, all_series=all_series, symbols_file=symbols_file, interval=interval)
     families = _families(family)
     file_options = T.read_config_file(config) if config else {}
     flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
@@ -111,7 +111,7 @@ def backtest_cmd(
         horizon=base.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals=intervals, scale_window=MASE_SCALE_WINDOW,
     )
-    _check_executor_flags(executor, workers, ray_address)
+    common.check_executor_flags(executor, workers, ray_address)
 
     def executor_for(n_tasks: int):
         return make_executor(executor, n_tasks=n_tasks, workers=workers, ray_address=ray_address)
@@ -139,46 +139,6 @@ def backtest_cmd(
     if multi.failures:
         _render_failures(multi)
         raise typer.Exit(EXIT_PARTIAL)
-
-
-def _check_executor_flags(kind: str | None, workers: int | None, ray_address: str | None) -> None:
-    """Refuse bad --executor/--workers/--ray-address before any series is read."""
-    from lstmcast.errors import UsageError
-    from lstmcast.executor import BACKENDS
-
-    if kind is not None and kind not in BACKENDS:
-        raise UsageError(f"unknown executor {kind!r}: choose one of {', '.join(BACKENDS)}")
-    if workers is not None and workers < 1:
-        raise UsageError(f"--workers must be at least 1 (got {workers})")
-    if ray_address and kind != "ray":
-        raise UsageError("--ray-address needs --executor ray")
-
-
-def _symbols(st, symbols: list[str] | None, *, all_series: bool, symbols_file: Path | None, interval: str) -> list[str]:
-    """The series to backtest: the arguments, --symbols-file, or --all (never a mix with --all)."""
-    from lstmcast.data import calendar
-    from lstmcast.errors import DataError, DataNotFoundError, UsageError
-
-    specs = list(symbols or [])
-    if all_series:
-        if specs or symbols_file:
-            raise UsageError("--all backtests every stored series: give no symbols and no --symbols-file with it")
-        iv = calendar.parse_interval(interval).name
-        specs = [f"{m['source']}:{m['symbol']}" for m in st.list() if m["interval"] == iv]
-        if not specs:
-            raise DataNotFoundError(f"no stored {iv} series; `lstmcast fetch` or `lstmcast import` some first")
-    if symbols_file is not None:
-        try:
-            text = symbols_file.read_text(encoding="utf-8")
-        except OSError as e:
-            raise DataError(f"--symbols-file {symbols_file}: {e.strerror or e}") from e
-        specs += [s for line in text.splitlines() if (s := line.split("#", 1)[0].strip())]
-    if not specs:
-        raise UsageError("name a series: SYMBOL..., --symbols-file FILE or --all")
-    dupes = sorted({s for s in specs if specs.count(s) > 1})
-    if dupes:
-        raise UsageError(f"{dupes[0]} is named twice")
-    return specs
 
 
 def _families(value: str | None) -> list[str]:

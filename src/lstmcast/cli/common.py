@@ -274,6 +274,51 @@ def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None)
     return setup
 
 
+# -- many series, one command (train, backtest) ----------------------------------------------------
+
+
+def check_executor_flags(kind: str | None, workers: int | None, ray_address: str | None) -> None:
+    """Refuse bad --executor/--workers/--ray-address before any series is read."""
+    from lstmcast.errors import UsageError
+    from lstmcast.executor import BACKENDS
+
+    if kind is not None and kind not in BACKENDS:
+        raise UsageError(f"unknown executor {kind!r}: choose one of {', '.join(BACKENDS)}")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if ray_address and kind != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+
+
+def symbols(st: Any, symbols: list[str] | None, *, all_series: bool, symbols_file: Path | None,
+            interval: str) -> list[str]:
+    """The series a multi-series command works on: the arguments, --symbols-file, or --all (never a
+    mix with --all); a series named twice is refused."""
+    from lstmcast.data import calendar
+    from lstmcast.errors import DataError, DataNotFoundError, UsageError
+
+    specs = list(symbols or [])
+    if all_series:
+        if specs or symbols_file:
+            raise UsageError("--all means every stored series: give no symbols and no --symbols-file with it")
+        iv = calendar.parse_interval(interval).name
+        specs = [f"{m['source']}:{m['symbol']}" for m in st.list() if m["interval"] == iv]
+        if not specs:
+            raise DataNotFoundError(f"no stored {iv} series; `lstmcast fetch` or `lstmcast import` some first")
+    if symbols_file is not None:
+        try:
+            text = symbols_file.read_text(encoding="utf-8")
+        except OSError as e:
+            raise DataError(f"--symbols-file {symbols_file}: {e.strerror or e}") from e
+        specs += [s for line in text.splitlines() if (s := line.split("#", 1)[0].strip())]
+    if not specs:
+        raise UsageError("name a series: SYMBOL..., --symbols-file FILE or --all")
+    dupes = sorted({s for s in specs if specs.count(s) > 1})
+    if dupes:
+        raise UsageError(f"{dupes[0]} is named twice")
+    return specs
+
+
 
 # -- tables that fit the terminal ---------------------------------------------------------------
 # Numbers, dates, ids and series names are never cut: rich would end them with "…" when a table is

@@ -91,6 +91,14 @@ def compose(*, features: FeatureConfig | None = None, model: ModelConfig | None 
     return Settings.model_validate({**Settings().model_dump(), **values})
 
 
+def resolve_device(name: str) -> Any:
+    """The torch device for ``name`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``); a named
+    device that is missing is a ``ModelError``. Imports torch (through the RNN loop) when called."""
+    from lstmcast.forecasters.rnn.loop import resolve_device as resolve
+
+    return resolve(name)
+
+
 # -- the three parts -------------------------------------------------------------------------------
 
 
@@ -345,6 +353,7 @@ def train_many(
     executor: Any,
     promote: bool = False,
     log: Any = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``(name, key, settings)`` items as tasks of ``executor`` (an ``executor.Executor``) and
     save each run; returns ``{name: TrainReport, or the exception that item raised}``.
@@ -353,7 +362,7 @@ def train_many(
     registry's lock); workers get the prepared arrays and the settings and return an ``Artifact``.
     Each task's seed is ``executor.task_seed(seed, series, interval, family)`` and its torch
     threads the executor's budget per task (unless the settings name them), so serial, local and
-    ray save the same runs.
+    ray save the same runs. ``on_progress(done, total, name)`` is called as each task finishes.
     """
     from lstmcast import executor as X
     from lstmcast.errors import ModelError
@@ -371,7 +380,7 @@ def train_many(
             continue
         loaded[name] = (data, s)
         tasks.append(X.Task(name, (data.prepared, s)))
-    for name, result in executor.map(fit_task, tasks):
+    for name, result in executor.map(fit_task, tasks, on_progress=on_progress):
         if isinstance(result, X.TaskFailure):
             if result.traceback and log is not None:
                 log.debug("%s: the training task failed:\n%s", name, result.traceback)
