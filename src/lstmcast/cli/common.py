@@ -267,10 +267,8 @@ def training_setup(flags: dict[str, Any], *, base: dict[str, Any] | None = None)
         raise UsageError(str(e)) from e
     setup = T.setup_from_options({**(base or {}), **given})
     if setup.train.device != "auto":
-        # a named device that is missing fails here, before any progress bar is drawn (torch: only now)
-        from lstmcast.train import resolve_device
-
-        resolve_device(setup.train.device)
+        # a named device that is missing fails here, before any progress bar is drawn
+        T.resolve_device(setup.train.device)
     return setup
 
 
