@@ -151,11 +151,25 @@ def test_run_log_lines_wrap_at_spaces_and_keep_run_ids_whole():
     assert " ".join(x.strip() for x in lines).endswith(msg)
 
 
-@pytest.mark.xfail(strict=True, reason="cli/predict.py and cli/backtest.py adopt common.table in their own branch "
-                   "(the changes are in the widths report); drop this mark when they do")
-@pytest.mark.parametrize("width", (80,))
-def test_predict_and_backtest_tables_fit(filled, at_width, width):
-    for args in (("predict", "BTC-USD"),
-                 ("backtest", "BTC-USD", "--start", "2019-10-10", "--refit-every", "10", *FAST)):
+@pytest.mark.parametrize("width", WIDTHS)
+def test_predict_and_backtest_tables_fit(filled, cli, at_width, width):
+    assert cli("train", "AAPL", *FAST).exit_code == 0
+    bt = ("backtest", "--start", "2019-10-10", "--refit-every", "10", *FAST)
+    cases = [
+        ("predict", "BTC-USD"),
+        ("predict", "BTC-USD", "AAPL", "--horizon", "3"),
+        (*bt[:1], "BTC-USD", *bt[1:]),
+        (*bt[:1], "BTC-USD", *bt[1:], "--model-family", "linear,naive"),
+        (*bt[:1], "BTC-USD", "AAPL", *bt[1:], "--model-family", "linear", "--executor", "serial"),
+    ]
+    seen = {}
+    for args in cases:
         r = at_width(width, *args)
         _assert_fits(r.stdout, width, " ".join(args))
+        seen[args] = r.stdout
+    one, many, single, board, cross = seen.values()
+    assert "80% interval" in one and filled["run"] in one
+    assert "import:BTC-USD 1d" in many and "import:AAPL 1d" in many and filled["run"][:15] in many
+    assert "forecast accuracy" in single and "buy_and_hold" in single
+    assert "same origins for every forecaster" in board and "naive (baseline)" in board and "linear" in board
+    assert "across 2 series" in cross and "import:AAPL" in cross and "import:BTC-USD" in cross

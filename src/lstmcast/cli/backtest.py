@@ -19,50 +19,75 @@ def backtest_cmd(
     ),
     all_series: bool = typer.Option(False, "--all", help="Every stored series of this --interval."),
     symbols_file: Path | None = typer.Option(
-        None, "--symbols-file", help="A file of symbols, one a line (blank lines and # comments skipped)."
+        None, "--symbols-file", metavar="FILE",
+        help="A file of symbols, one a line (blank lines and # comments skipped)."
     ),
-    interval: str = typer.Option("1d", "--interval", "-i", help="Bar interval."),
-    start: str | None = typer.Option(None, "--start", help="First forecast origin (date) [default: last 250 bars]."),
-    end: str | None = typer.Option(None, "--end", help="Last forecast origin (date)."),
-    horizon: int | None = typer.Option(None, "--horizon", help="Bars ahead [default: the model setup's]."),
-    refit_every: int = typer.Option(20, "--refit-every", min=1, help="Refit the model every K origins."),
-    window: str = typer.Option("expanding", "--window", help="expanding or rolling training window."),
-    train_size: int | None = typer.Option(None, "--train-size", help="Rows per fit for --window rolling."),
-    fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, help="Fee per trade in basis points."),
+    interval: str = typer.Option("1d", "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL),
+    start: str | None = typer.Option(
+        None, "--start", metavar="DATE", help="First forecast origin [default: last 250 bars]."
+    ),
+    end: str | None = typer.Option(None, "--end", metavar="DATE", help="Last forecast origin."),
+    horizon: int | None = typer.Option(None, "--horizon", metavar="N", help="Bars ahead [default: the model setup's]."),
+    refit_every: int = typer.Option(20, "--refit-every", min=1, metavar="K", help="Refit the model every K origins."),
+    window: str = typer.Option("expanding", "--window", metavar="WINDOW", help=common.HELP_WINDOW),
+    train_size: int | None = typer.Option(None, "--train-size", metavar="N", help="Rows per fit for --window rolling."),
+    fee_bps: float = typer.Option(10.0, "--fee-bps", min=0.0, metavar="BPS", help="Fee per trade in basis points."),
     long_short: bool = typer.Option(False, "--long-short", help="Short when the forecast is below minus the fee."),
     plot: Path | None = typer.Option(
-        None, "--plot", help="Write a PNG: forecasts vs actual, equity curves, PIT (several series: PLOT-SYMBOL.png)."
+        None, "--plot", metavar="FILE",
+        help="Write a PNG: forecasts vs actual, equity curves, PIT (several series: PLOT-SYMBOL.png)."
     ),
     intervals: str = typer.Option(
         "adaptive", "--intervals", help="adaptive (volatility-scaled, ACI) or split conformal; both are scored."
     ),
     output: Path | None = typer.Option(
-        None, "--output", help="Write every origin and step's forecasts: .csv, .parquet or .json."
+        None, "--output", metavar="FILE", help="Write every origin and step's forecasts: .csv, .parquet or .json."
     ),
     use_model: str | None = typer.Option(
-        None, "--model", help="Take the model settings from this run [default: the current model's, if any]."
+        None, "--model", metavar="RUN_ID",
+        help="Take the model settings from this run [default: the current model's, if any]."
     ),
-    config: Path | None = typer.Option(None, "--config", help="TOML file with a [train] table."),
-    lookback: int | None = typer.Option(None, "--lookback"),
-    hidden: int | None = typer.Option(None, "--hidden"),
-    layers: int | None = typer.Option(None, "--layers"),
-    epochs: int | None = typer.Option(None, "--epochs"),
-    patience: int | None = typer.Option(None, "--patience"),
-    target: str | None = typer.Option(None, "--target", help="return or price."),
-    device: str | None = typer.Option(None, "--device"),
+    config: Path | None = typer.Option(
+        None, "--config", metavar="FILE", help="TOML file with a [train] table; flags override its values."
+    ),
+    lookback: int | None = typer.Option(
+        None, "--lookback", metavar="N", help="Bars per input window [default: the model setup's]."
+    ),
+    hidden: int | None = typer.Option(
+        None, "--hidden", metavar="N", help="LSTM/GRU hidden size [default: the model setup's]."
+    ),
+    layers: int | None = typer.Option(
+        None, "--layers", metavar="N", help="Stacked layers [default: the model setup's]."
+    ),
+    epochs: int | None = typer.Option(
+        None, "--epochs", metavar="N", help="Maximum epochs per refit [default: the model setup's]."
+    ),
+    patience: int | None = typer.Option(
+        None, "--patience", metavar="N",
+        help="Early-stopping patience per refit, in epochs [default: the model setup's]."
+    ),
+    target: str | None = typer.Option(None, "--target", metavar="TARGET", help=common.HELP_TARGET),
+    device: str | None = typer.Option(
+        None, "--device", metavar="DEVICE", help=common.HELP_DEVICE + " [default: the model setup's]"
+    ),
     family: str | None = typer.Option(
-        None, "--model-family",
+        None, "--model-family", metavar="FAMILIES",
         help="One or more of lstm, gru, linear, naive, drift, moving_average, mean_return, comma-separated "
         "(lstm,gru,linear: each on identical origins, one leaderboard) [default: the model setup's, else lstm].",
     ),
-    threads: int | None = typer.Option(None, "--threads", help="torch threads per task [default: cores // workers]."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
+    threads: int | None = typer.Option(
+        None, "--threads", metavar="N", help="torch threads per task [default: cores // workers]."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", metavar="N", help="Random seed: the same seed repeats the same results."
+    ),
     executor: str | None = typer.Option(
         None, "--executor", help="serial, local (process pool) or ray [default: local when there are several tasks]."
     ),
-    workers: int | None = typer.Option(None, "--workers", help="Parallel tasks [default: one per core]."),
+    workers: int | None = typer.Option(None, "--workers", metavar="N", help="Parallel tasks [default: one per core]."),
     ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Join this Ray cluster (auto, or ray://host:port) [default: start a local one]."
+        None, "--ray-address", metavar="ADDRESS",
+        help="Join this Ray cluster (auto, or ray://host:port) [default: start a local one]."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON, with the per-origin records."),
 ) -> None:
@@ -269,63 +294,59 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
 
 
 def _render_leaderboard(s) -> None:
-    from rich.table import Table
-
-    rows = s.leaderboard()
-    levels = sorted({lv for row in rows for lv in row["coverage"]}, key=float)
-    t = Table(title="forecast accuracy (all steps), same origins for every forecaster")
-    cols = ["forecaster", "MAE", "RMSE", "MASE", "hit rate", *[f"cover {100 * float(lv):g}%" for lv in levels],
-            "DM p vs naive", "fit s/refit"]
-    for col in cols:
-        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
-    for row in rows:
+    C, NUM = common.Col, common.NUM
+    board = s.leaderboard()
+    levels = sorted({lv for row in board for lv in row["coverage"]}, key=float)
+    # narrow: the fit time goes first, then RMSE and the coverage columns (also in --json)
+    cols = [C("forecaster", common.ID), C("MAE", NUM), C("RMSE", NUM, drop=2), C("MASE", NUM), C("hit rate", NUM),
+            *[C(f"cover {100 * float(lv):g}%", NUM, drop=1) for lv in levels],
+            C("DM p vs naive", NUM), C("fit s/refit", NUM, drop=3)]
+    rows = []
+    for row in board:
         name = row["forecaster"] if row["role"] == "family" else f"{row['forecaster']} (baseline)"
-        t.add_row(
+        rows.append([
             name, common.fmt_num(row["mae"]), common.fmt_num(row["rmse"]), common.fmt_num(row["mase"], 3),
             f"{100 * row['hit_rate']:.1f}%",
             *[f"{100 * row['coverage'][lv]:.1f}%" if lv in row["coverage"] else "-" for lv in levels],
             "-" if row["dm_p_vs_naive"] is None else common.fmt_num(row["dm_p_vs_naive"], 3),
             "-" if row["fit_seconds_per_refit"] is None else f"{row['fit_seconds_per_refit']:.2f}",
-        )
-    common.out().print(t)
+        ])
+    common.out().print(common.table("forecast accuracy (all steps), same origins for every forecaster", cols, rows))
 
 
 def _render_strategies(s) -> None:
-    from rich.table import Table
-
+    C, NUM = common.Col, common.NUM
     con = common.out()
     if not s.first.strategies:
         con.print("no trading strategy: a value series has no price to trade")
         return
-    t = Table(title="strategy (1-step forecasts, fees applied per trade)")
-    for col in ("strategy", "total", "annual", "volatility", "Sharpe", "max drawdown", "trades"):
-        t.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+    cols = [C("strategy", common.ID), C("total", NUM), C("annual", NUM), C("volatility", NUM, drop=1),
+            C("Sharpe", NUM), C("max drawdown", NUM), C("trades", NUM, drop=2)]
     rows = {}
     for family, res in s.results.items():
         rows[family if len(s.results) > 1 else "model"] = res.strategies["model"]
     rows.update({k: v for k, v in s.first.strategies.items() if k != "model"})
+    cells = []
     for name, res in rows.items():
         d = res.to_dict(series=False)
-        t.add_row(name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
-                  f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
-                  f"{100 * d['max_drawdown']:.1f}%", str(d["trades"]))
-    con.print(t)
+        cells.append([name, f"{100 * d['total_return']:+.1f}%", f"{100 * d['annual_return']:+.1f}%",
+                      f"{100 * d['annual_volatility']:.1f}%", common.fmt_num(d["sharpe"], 3),
+                      f"{100 * d['max_drawdown']:.1f}%", str(d["trades"])])
+    con.print(common.table("strategy (1-step forecasts, fees applied per trade)", cols, cells))
 
 
 def _render_cross_series(multi) -> None:
     """Per series and family: MASE, MAE ratio, DM p and its adjustment; then the summary per family."""
-    from rich.table import Table
-
+    C, NUM, ID = common.Col, common.NUM, common.ID
     cs = multi.cross_series()
     con = common.out()
-    t = Table(title=f"across {len(multi.series)} series: each family against naive")
-    for col in ("series", "family", "MASE", "naive MASE", "MAE ratio", "DM p", "adjusted p", "beats naive"):
-        t.add_column(col, justify="left" if col in ("series", "family") else "right", no_wrap=True)
-    for r in cs["rows"]:
-        t.add_row(r["series"], r["family"], common.fmt_num(r["mase"], 3), common.fmt_num(r["naive_mase"], 3),
-                  common.fmt_num(r["mae_ratio"], 3), common.fmt_num(r["dm_p"], 3),
-                  common.fmt_num(r["dm_p_adjusted"], 3), "yes" if r["beats_naive"] else "no")
-    con.print(t)
+    # narrow: the raw p goes first (the adjusted one decides), then naive's MASE (MAE ratio says it)
+    cols = [C("series", ID), C("family", ID), C("MASE", NUM), C("naive MASE", NUM, drop=1),
+            C("MAE ratio", NUM), C("DM p", NUM, drop=2), C("adjusted p", NUM), C("beats naive", ID)]
+    rows = [[r["series"], r["family"], common.fmt_num(r["mase"], 3), common.fmt_num(r["naive_mase"], 3),
+             common.fmt_num(r["mae_ratio"], 3), common.fmt_num(r["dm_p"], 3),
+             common.fmt_num(r["dm_p_adjusted"], 3), "yes" if r["beats_naive"] else "no"] for r in cs["rows"]]
+    con.print(common.table(f"across {len(multi.series)} series: each family against naive", cols, rows))
     con.print(f"p-values adjusted with {cs['correction']} (false discovery rate {cs['alpha']:g}) per family "
               f"across series; 'beats naive' = lower MAE and adjusted p < {cs['alpha']:g}")
     for sm in cs["summary"]:

@@ -47,13 +47,7 @@ def _pct(x: float | None, digits: int = 1, sign: bool = False) -> str:
 
 
 def render(report, plot: Path | None, output: Path | None = None) -> None:
-    from functools import partial
-
-    from rich import box
-    from rich.table import Table as RichTable
-
-    Table = partial(RichTable, box=box.SIMPLE_HEAD, pad_edge=False)  # fits 80 columns
-
+    C, NUM, ID = common.Col, common.NUM, common.ID
     r = report.result
     sc = report.scoring
     con = common.out()
@@ -64,9 +58,9 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
         f"{r.plan.n_refits} refit(s), {sum(r.fit_seconds):.1f}s fitting"
     )
 
-    t = Table(title="forecast accuracy (all steps)")
-    for col in ("forecaster", "MAE", "MASE", "hit rate", "always-up", "p"):
-        t.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+    cols = [C("forecaster", ID), C("MAE", NUM), C("MASE", NUM), C("hit rate", NUM), C("always-up", NUM),
+            C("p", NUM)]
+    rows = []
     for name, m in r.metrics.items():
         hr = sc.hit_rate.get(name) if sc else None
         if hr is None:
@@ -74,8 +68,8 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
         else:
             hit = f"{100 * hr.hit_rate:.1f}% ({100 * hr.low:.0f}-{100 * hr.high:.0f})"
             base, p = f"{100 * hr.baseline_hit_rate:.1f}%", _p(hr.p)
-        t.add_row(name, common.fmt_num(m.mae), common.fmt_num(m.mase, 3), hit, base, p)
-    con.print(t)
+        rows.append([name, common.fmt_num(m.mae), common.fmt_num(m.mase, 3), hit, base, p])
+    con.print(common.table("forecast accuracy (all steps)", cols, rows))
     if sc and r.config.horizon > 1 and "model" in sc.hit_rate:
         steps = ", ".join(f"{s['step']}: {100 * s['hit_rate']:.0f}% vs {100 * s['baseline_hit_rate']:.0f}% "
                           f"p {_p(s['p'])}" for s in sc.hit_rate["model"].by_step)
@@ -88,32 +82,33 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
     else:
         rep = sc.chosen
         levels = [f"{lv:g}" for lv in r.config.levels]
-        d = Table(title=f"predictive distribution ({sc.intervals} intervals, log space)")
-        for col in ("forecaster", "CRPS", "skill", "DM p", "RPS skill", *(f"cov {100 * float(k):g}%" for k in levels)):
-            d.add_column(col, justify="left" if col == "forecaster" else "right", no_wrap=True)
+        cols = [C("forecaster", ID), C("CRPS", NUM), C("skill", NUM), C("DM p", NUM), C("RPS skill", NUM),
+                *(C(f"cov {100 * float(k):g}%", NUM) for k in levels)]
+        rows = []
         for name, f in rep.forecasters.items():
             covs = [_pct(f.scores.coverage[k].observed, 0) for k in levels]
-            d.add_row(name, f"{f.scores.crps:.5f}", _pct(f.crps_skill, 1, sign=True) if name != "naive" else "-",
-                      _p(f.crps_dm_p), _pct(f.rps_skill, 1, sign=True), *covs)
-        con.print(d)
-        c = Table(title="model interval coverage: adaptive vs split (all steps)")
-        for col in ("intervals", "nominal", "observed", "n", "Kupiec p", "Christ. p", "width"):
-            c.add_column(col, justify="left" if col == "intervals" else "right", no_wrap=True)
+            rows.append([name, f"{f.scores.crps:.5f}", _pct(f.crps_skill, 1, sign=True) if name != "naive" else "-",
+                         _p(f.crps_dm_p), _pct(f.rps_skill, 1, sign=True), *covs])
+        con.print(common.table(f"predictive distribution ({sc.intervals} intervals, log space)", cols, rows))
+        cols = [C("intervals", ID), C("nominal", NUM), C("observed", NUM), C("n", NUM), C("Kupiec p", NUM),
+                C("Christ. p", NUM), C("width", NUM)]
+        rows = []
         for method, by_level in sc.coverage.items():
             for v in by_level.values():
                 mark = "*" if method == sc.intervals else ""
-                c.add_row(f"{method}{mark}", _pct(v["nominal"], 0), _pct(v["observed"]), str(v["n"]),
-                          _p(v["step1"]["kupiec_p"]), _p(v["step1"]["christoffersen_p"]),
-                          f"{100 * v['mean_width']:.2f}%")
-        con.print(c)
+                rows.append([f"{method}{mark}", _pct(v["nominal"], 0), _pct(v["observed"]), str(v["n"]),
+                             _p(v["step1"]["kupiec_p"]), _p(v["step1"]["christoffersen_p"]),
+                             f"{100 * v['mean_width']:.2f}%"])
+        con.print(common.table("model interval coverage: adaptive vs split (all steps)", cols, rows))
         con.print(f"* the {sc.intervals} intervals are the ones plotted and exported. Kupiec and "
                   "Christoffersen p (step 1): small p = wrong miss rate / clustered misses. "
                   "Pinball per quantile: --json.")
 
     if r.strategies:
-        s = Table(title="strategy (1-step forecasts, fees per trade)")
-        for col in ("strategy", "total", "Sharpe (95% CI)", "PSR", "in mkt", "max DD", "trades"):
-            s.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
+        # narrow: the trade count goes first, then the time in the market (both in --json)
+        cols = [C("strategy", ID), C("total", NUM), C("Sharpe (95% CI)", NUM), C("PSR", NUM),
+                C("in mkt", NUM, drop=1), C("max DD", NUM), C("trades", NUM, drop=2)]
+        rows = []
         for name, res in r.strategies.items():
             st = sc.strategies.get(name) if sc else None
             if st is not None and not st.in_market:
@@ -123,9 +118,9 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
                 psr = _p(st.psr) if name != "buy_and_hold" else "-"
             else:
                 sharpe, psr = common.fmt_num(res.sharpe, 2), "-"
-            s.add_row(name, _pct(res.total_return, 1, sign=True), sharpe, psr, _pct(res.exposure, 0),
-                      _pct(res.max_drawdown, 1), str(res.trades))
-        con.print(s)
+            rows.append([name, _pct(res.total_return, 1, sign=True), sharpe, psr, _pct(res.exposure, 0),
+                         _pct(res.max_drawdown, 1), str(res.trades)])
+        con.print(common.table("strategy (1-step forecasts, fees per trade)", cols, rows))
         if sc:
             con.print("PSR: probability that the true Sharpe beats buy-and-hold's.")
             con.print(f"selection: {sc.selection_note}", markup=False)

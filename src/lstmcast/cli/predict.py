@@ -118,22 +118,34 @@ def _render(results: list, levels: tuple[float, ...]) -> None:
             f"{common.fmt_time(report.model_data_last)}); intervals from {report.calibration_n} held-out residuals"
             + (f"; steps after {report.trained_horizon} are recursive" if rec else "")
         )
-    t = Table()
-    cols = (*(("series", "model") if many else ()), "step", "method", "time", "predicted", "change",
-            *(f"{100 * lv:g}% interval" for lv in levels), "naive")
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("time", "series", "model", "method") else "right", no_wrap=True)
-    for report in reports:
+    C = common.Col
+    # narrow: the wider intervals go first, then naive, then method; the narrowest level stays longest
+    cols = [*((C("series", common.ID), C("model", common.ID, drop=4)) if many else ()),
+            C("step", common.NUM), C("method", common.ID, drop=3), C("time", common.DATE),
+            C("predicted", common.NUM), C("change", common.NUM),
+            *(C(f"{100 * lv:g}% interval", common.NUM, drop=1 if i == 0 else 3) for i, lv in enumerate(levels)),
+            C("naive", common.NUM, drop=2)]
+    short = common.short_ids([r.run_id for r in reports]) if many else {}
+
+    def rows_of(report, head: bool) -> list[list[str]]:
+        rows = []
         for s in report.steps:
             bands = []
             for lv in levels:
                 lo, hi = s.intervals.get(lv, (float("nan"), float("nan")))
                 bands.append(f"{common.fmt_num(lo)} .. {common.fmt_num(hi)}")
-            head = (f"{report.key.spec} {report.key.interval}", report.run_id) if many else ()
-            t.add_row(
-                *head, str(s.step), s.method, common.fmt_time(s.time.isoformat()), common.fmt_num(s.predicted),
-                f"{s.change_pct:+.2f}%", *bands, common.fmt_num(s.naive),
-            )
+            rows.append([*([f"{report.key.spec} {report.key.interval}", short[report.run_id]] if head else []),
+                         str(s.step), s.method, common.fmt_time(s.time.isoformat()),
+                         common.fmt_num(s.predicted), f"{s.change_pct:+.2f}%", *bands, common.fmt_num(s.naive)])
+        return rows
+
+    t = common.table(None, cols, [row for report in reports for row in rows_of(report, many)])
+    if many and not isinstance(t, Table):
+        # too narrow for one table with every column: one table per series, titled with it and its model
+        for report in reports:
+            con.print(common.table(f"{report.key.spec} {report.key.interval}  model {short[report.run_id]}",
+                                   cols[2:], rows_of(report, False)))
+        return
     con.print(t)
 
 

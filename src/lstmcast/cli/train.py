@@ -19,33 +19,41 @@ def train_cmd(
     ),
     all_series: bool = typer.Option(False, "--all", help="Every stored series of this --interval."),
     symbols_file: Path | None = typer.Option(
-        None, "--symbols-file", help="A file of symbols, one a line (blank lines and # comments skipped)."
+        None, "--symbols-file", metavar="FILE",
+        help="A file of symbols, one a line (blank lines and # comments skipped).",
     ),
-    interval: str | None = typer.Option(None, "--interval", "-i", help="Bar interval [default: 1d]."),
-    lookback: int | None = typer.Option(None, "--lookback", help="Bars per input window [default: 60]."),
-    horizon: int | None = typer.Option(None, "--horizon", help="Bars ahead to forecast [default: 1]."),
-    hidden: int | None = typer.Option(None, "--hidden", help="LSTM hidden size [default: 64]."),
-    layers: int | None = typer.Option(None, "--layers", help="Stacked LSTM layers [default: 2]."),
+    interval: str | None = typer.Option(
+        None, "--interval", "-i", metavar="INTERVAL", help=common.HELP_INTERVAL + " [default: 1d]"
+    ),
+    lookback: int | None = typer.Option(None, "--lookback", metavar="N", help="Bars per input window [default: 60]."),
+    horizon: int | None = typer.Option(None, "--horizon", metavar="N", help="Bars ahead to forecast [default: 1]."),
+    hidden: int | None = typer.Option(None, "--hidden", metavar="N", help="LSTM hidden size [default: 64]."),
+    layers: int | None = typer.Option(None, "--layers", metavar="N", help="Stacked LSTM layers [default: 2]."),
     dropout: float | None = typer.Option(
-        None, "--dropout", help="Dropout between LSTM layers [default: 0.1]."
+        None, "--dropout", metavar="P", help="Dropout between LSTM layers [default: 0.1]."
     ),
-    epochs: int | None = typer.Option(None, "--epochs", help="Maximum epochs [default: 100]."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Windows per batch [default: 64]."),
-    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate [default: 0.001]."),
+    epochs: int | None = typer.Option(None, "--epochs", metavar="N", help="Maximum epochs [default: 100]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", metavar="N", help="Windows per batch [default: 64]."),
+    lr: float | None = typer.Option(None, "--lr", metavar="RATE", help="AdamW learning rate [default: 0.001]."),
     patience: int | None = typer.Option(
-        None, "--patience", help="Stop after this many epochs without a better validation loss [default: 10]."
+        None, "--patience", metavar="N",
+        help="Stop after this many epochs without a better validation loss [default: 10]."
     ),
     val_fraction: float | None = typer.Option(
-        None, "--val-fraction", help="Share of the latest windows held out for validation [default: 0.2]."
+        None, "--val-fraction", metavar="SHARE",
+        help="Share of the latest windows held out for validation [default: 0.2]."
     ),
-    device: str | None = typer.Option(None, "--device", help="auto, cpu, cuda or mps [default: auto]."),
+    device: str | None = typer.Option(
+        None, "--device", metavar="DEVICE", help=common.HELP_DEVICE + " [default: auto]"
+    ),
     seed: int | None = typer.Option(
-        None, "--seed", help="Random seed; CPU runs repeat bit for bit [default: 0]."
+        None, "--seed", metavar="N", help="Random seed; CPU runs repeat bit for bit [default: 0]."
     ),
     target: str | None = typer.Option(
         None,
         "--target",
-        help="return (next log returns, default) or price (scaled level, the tutorial style).",
+        metavar="TARGET",
+        help=common.HELP_TARGET + " [default: return]",
     ),
     deterministic: bool | None = typer.Option(
         None,
@@ -54,11 +62,13 @@ def train_cmd(
         show_default=False,
     ),
     family: str | None = typer.Option(
-        None, "--model-family", help="lstm, gru, linear, naive, drift, moving_average or mean_return [default: lstm]."
+        None, "--model-family", metavar="FAMILY", help=common.HELP_FAMILY + " [default: lstm]"
     ),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch [default: torch's]."),
+    threads: int | None = typer.Option(
+        None, "--threads", metavar="N", help="CPU threads for torch [default: torch's]."
+    ),
     config: Path | None = typer.Option(
-        None, "--config", help="TOML file with a [train] table; flags override its values."
+        None, "--config", metavar="FILE", help="TOML file with a [train] table; flags override its values."
     ),
     executor: str | None = typer.Option(
         None, "--executor", help="serial, local (process pool) or ray [default: local when there are several series]."
