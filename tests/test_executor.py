@@ -191,10 +191,14 @@ def test_a_failing_task_fails_alone(executor):
     assert "Traceback" in failure.traceback and "fail_on_b" in failure.traceback
 
 
-def test_a_killed_local_worker_is_replaced_and_its_task_retried(tmp_path):
-    results = collect(LocalExecutor(workers=2), kill_first_attempt, [Task(k, k) for k in "abcdef"], str(tmp_path))
+def test_a_killed_local_worker_is_replaced_and_its_task_retried(tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="lstmcast.executor"):
+        results = collect(LocalExecutor(workers=2), kill_first_attempt, [Task(k, k) for k in "abcdef"],
+                          str(tmp_path))
     assert results == {k: k.upper() for k in "abcdef"}
     assert (tmp_path / "b.tried").exists()
+    # the run log says so, even though the retry succeeded
+    assert "a worker process died while running b (attempt 1 of 2); the pool is rebuilt" in caplog.text
 
 
 def test_a_task_that_kills_every_worker_fails_after_one_retry():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -40,6 +41,7 @@ TaskFn = Callable[[Any, Any], Any]
 Progress = Callable[[int, int, str], None]  # (tasks done, tasks in all, key of the one that just finished)
 
 # Every thread pool a numeric library may start in a worker; read once, when the library loads.
+_log = logging.getLogger("lstmcast.executor")
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
 )
@@ -346,6 +348,11 @@ class LocalExecutor:
                     if broken:
                         for key in sorted(_lost_with(running, procs, pending.keys())):
                             lost[key] = lost.get(key, 0) + 1
+                            # the run log (lstmcast.*) shows what happened, even when the retry succeeds
+                            _log.warning("a worker process died while running %s (attempt %d of %d)%s", key,
+                                         lost[key], self.retries + 1,
+                                         "; giving up on it" if lost[key] > self.retries else
+                                         "; the pool is rebuilt and the task retried")
                             if lost[key] > self.retries:
                                 del pending[key]
                                 done += 1
