@@ -123,6 +123,8 @@ def _render(results) -> None:
             flags.append(f"{r.quality['zero_volume']} zero-vol")
         if r.quality.get("jumps"):
             flags.append(f"{len(r.quality['jumps'])} jumps")
+        if r.quality.get("likely_splits"):
+            flags.append(f"{len(r.quality['likely_splits'])} likely splits")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
         bars = f"{r.bars_received}/{r.bars_expected}" if r.bars_expected or r.bars_received else "-"
         rows.append([escape(r.key.spec if r.key else r.spec), f"[{color}]{r.status}[/]", str(r.rows_added), bars,
@@ -130,7 +132,7 @@ def _render(results) -> None:
     t = common.table("fetch", cols, rows)
     common.out().print(t)
     common.out().print("bars: received/expected by the market calendar; gaps: new missing bars; flags: "
-                       "zero-volume bars, |log return| > 50% jumps", style="dim")
+                       "zero-volume bars, |log return| > 50% jumps, likely unadjusted splits", style="dim")
     con = common.err()
     for r in results:
         if r.error:

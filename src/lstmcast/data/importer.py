@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.data import calendar, schema
+from lstmcast.data import quality as data_quality
 from lstmcast.data.store import SeriesKey, Store, UpsertResult
 from lstmcast.data.timeparse import ParsedTimes, check_tz, parse_times, stamp
 from lstmcast.errors import DamagedSeriesError, DataError, UsageError
@@ -49,8 +50,6 @@ SYMBOL_NAMES = ("symbol", "ticker")
 DELIMITERS = (",", ";", "\t", "|")
 CLOSE_NAMES = {"close", "price", "last", "adj_close"}
 WEEKEND_SHARE_24_7 = 0.1  # 24/7 daily data has 2 weekend bars in 7; fewer than this is a mix-up
-JUMP_LOG_RETURN = float(np.log(1.5))  # as fetch: |log return| above ~50% in one bar is flagged
-SPLIT_RATIOS = (2, 3, 4, 5, 8, 10, 20, 1 / 2, 1 / 3, 1 / 4, 1 / 5, 1 / 10, 3 / 2)
 _WIDE = re.compile(r"^([^:\s]+):([^:\s]+)$")  # BTC:close (not pandas' "Unnamed: 0")
 
 
@@ -332,23 +331,7 @@ def _choose_market(
 
 def quality(frame: pd.DataFrame, *, context: pd.DataFrame | None = None) -> dict[str, Any]:
     """One-bar jumps (|log return| > 50%, as fetch flags them) and which of them look like an unadjusted split."""
-    close = frame["close"]
-    if context is not None and len(context):
-        before = context[context.index < frame.index[0]]["close"].tail(1)
-        close = pd.concat([before, close])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log(close / close.shift(1)).dropna()
-    big = lr[np.abs(lr) > JUMP_LOG_RETURN]
-    jumps, splits = [], []
-    for t, v in big.items():
-        jumps.append({"time": t.isoformat(), "log_return": round(float(v), 4)})
-        ratio = float(np.exp(-v))  # old price / new price: 2.0 for a 2-for-1 split
-        near = min(SPLIT_RATIOS, key=lambda r: abs(np.log(ratio / r)))
-        if abs(np.log(ratio / near)) < 0.12:
-            a, b = (near, 1) if near >= 1 else (1, 1 / near)
-            splits.append({"time": t.isoformat(), "log_return": round(float(v), 4),
-                           "split": f"{a:g}-for-{b:g}" if near != 1.5 else "3-for-2"})
-    return {"jumps": jumps[:20], "likely_splits": splits[:20]}
+    return data_quality.jumps(frame, context=context)
 
 
 # -- import -------------------------------------------------------------------------------------

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 
 from lstmcast.data import calendar, schema, verify
+from lstmcast.data import quality as data_quality
 from lstmcast.data.sources.retry import DEFAULT_POLICY, RetryBudget, RetryPolicy, backoff_delay, call_with_retry
 from lstmcast.data.store import SeriesKey, Store, check_symbol, parse_spec
 from lstmcast.errors import DataSourceError, InconsistentAnswerError, LstmcastError, StoreError, UsageError
 
-JUMP_LOG_RETURN = np.log(1.5)  # |log return| above ~50% in one bar is flagged
 STATUS_OK = "ok"  # new bars stored (or already up to date)
 STATUS_UP_TO_DATE = "up-to-date"
 STATUS_PARTIAL = "partial"  # failed half-way; the bars received were stored, the manifest says where
@@ -188,21 +188,15 @@ def drop_partial(
 
 
 def quality_report(frame: pd.DataFrame, *, context: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Zero-volume bars and |log return| > 50% jumps in ``frame`` (the previous bar from ``context``)."""
-    report: dict[str, Any] = {"zero_volume": 0, "zero_volume_bars": [], "jumps": []}
+    """Zero-volume bars, |log return| > 50% jumps and likely unadjusted splits in ``frame`` (the
+    previous bar from ``context``); ``data.quality`` has the rules, shared with ``import``."""
+    report: dict[str, Any] = {"zero_volume": 0, "zero_volume_bars": [], "jumps": [], "likely_splits": []}
     if len(frame) == 0:
         return report
     zero = frame.index[(frame["volume"] == 0).to_numpy()]
     report["zero_volume"] = len(zero)
     report["zero_volume_bars"] = [t.isoformat() for t in zero[:10]]
-    close = frame["close"]
-    if context is not None and len(context):
-        before = context[context.index < frame.index[0]]["close"].tail(1)
-        close = pd.concat([before, close])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lr = np.log(close / close.shift(1)).dropna()
-    big = lr[np.abs(lr) > JUMP_LOG_RETURN]
-    report["jumps"] = [{"time": t.isoformat(), "log_return": round(float(v), 4)} for t, v in big.items()][:20]
+    report.update(data_quality.jumps(frame, context=context))
     return report
 
 
