@@ -118,17 +118,6 @@ class EntryChecks:
                 "status": self.status.to_dict() if self.status is not None else None}
 
 
-def _bars_behind(last: pd.Timestamp, *, interval: str, market: str, now: pd.Timestamp) -> int:
-    """Complete bars that should exist after ``last`` by ``now`` (the same rule as ``predict``)."""
-    from lstmcast.data import calendar
-
-    iv = calendar.parse_interval(interval)
-    if now <= last:
-        return 0
-    expected = calendar.expected_bars(last, now, iv, market)
-    return int(((expected > last) & (expected + iv.delta <= now)).sum())
-
-
 def _band_of(loaded: Any, close: np.ndarray, settings: MonitorSettings) -> DecayBand | None:
     """The decay band from the model's validation part, or None (too few origins: DM fallback)."""
     f = loaded.fitted
@@ -189,8 +178,11 @@ def entry_checks(
         m = store.manifest(key)
         data_last, kind = m.get("last"), m.get("kind", "price")
         if data_last is not None:
-            bars_behind = _bars_behind(pd.Timestamp(data_last), interval=key.interval,
-                                       market=m.get("market") or "crypto", now=now)
+            from lstmcast.data import calendar
+            from lstmcast.pipelines.predict import staleness  # the rule predict warns with
+
+            bars_behind = staleness(pd.Timestamp(data_last), interval=calendar.parse_interval(key.interval),
+                                    market=m.get("market") or "crypto", now=now)
         if live_model:
             frame = store.load(key)
     model_meta: dict[str, Any] | None = None
