@@ -126,6 +126,9 @@ def main() -> None:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = str(SRC) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    # an installed lstmcast has its bytecode cached; without the cache every cold process compiles
+    # every module it imports again (~0.1 s here), which measures the shell, not the program
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.safetensors"
         save_file({f"weights.{k}": v for k, v in weights.items()}, str(path))
@@ -163,6 +166,8 @@ TINY = {"lookback": 20, "hidden": 8, "layers": 1, "epochs": 1, "threads": 1, "se
 def cold_argv_medians(argvs: dict[str, list[str]], *, runs: int, env: dict[str, str]) -> dict[str, float]:
     """Whole processes, interleaved; output discarded. A non-zero exit fails the benchmark."""
     times: dict[str, list[float]] = {name: [] for name in argvs}
+    for argv in argvs.values():  # warm-up, untimed: bytecode written, files in the page cache
+        subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(runs):
         for name, argv in argvs.items():
             t0 = time.perf_counter()
