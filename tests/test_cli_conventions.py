@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import SAMPLES, subprocess_env
 from lstmcast.cli.main import app
-from lstmcast.config import default_data_dir, resolve_data_dir
+from lstmcast.workspace import default_data_dir, resolve_data_dir
 
 
 def invoke(*args: str, env: dict[str, str] | None = None, prog_name: str = "lstmcast"):

@@ -8,11 +8,11 @@ from lstmcast.config import (
     EXAMPLE_CONFIG,
     ModelDefaults,
     ModelOverrides,
-    find_config,
     load_config,
     parse_config,
 )
 from lstmcast.errors import ConfigError
+from lstmcast.workspace import find_config
 
 
 def test_example_loads_and_merges_overrides():

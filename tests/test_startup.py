@@ -67,3 +67,38 @@ def test_console_script_help():
     r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120, env=subprocess_env())
     assert r.returncode == 0, r.stderr
     assert "Usage" in r.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["--version"], []])
+def test_root_help_and_version_load_no_rich_pydantic_or_pandas(argv):
+    # issue 14: `lstmcast --help` and `--version` import neither pydantic nor pandas; rich is only
+    # loaded to print results, and typer's own help needs none of them
+    r = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lstmcast", *argv],
+        capture_output=True, text=True, timeout=120, env=subprocess_env(),
+    )
+    assert r.returncode in (0, 2), r.stderr[-2000:]  # no arguments: the help, exit 2 (click)
+    modules = imported_modules(r.stderr)
+    assert "lstmcast.cli.main" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in ("rich", "pydantic", "pandas", "numpy"))
+    assert loaded == [], f"{argv} imported {loaded[:10]}"
+
+
+def test_root_help_lists_commands_without_building_them():
+    import typer.main
+    from typer.testing import CliRunner
+
+    from lstmcast.cli import main
+
+    root = typer.main.get_command(main.app)
+    r = CliRunner().invoke(main.app, ["--help"], terminal_width=100)
+    assert r.exit_code == 0, r.output
+    assert not root.commands._built  # listed from the registrations, nothing built
+    assert list(root.commands) == ["import", "fetch", "train", "predict", "backtest", "report", "init", "run",
+                                   "forecasts", "status", "data", "models", "schedule", "config"]
+    for name in root.commands:  # each stand-in lists what the real command would
+        stand_in = main._listing(name, root.commands.registration(name))
+        real = root.commands[name]
+        assert (stand_in.get_short_help_str(60), stand_in.hidden, stand_in.deprecated) == (
+            real.get_short_help_str(60), real.hidden, real.deprecated), name
+        assert f"  {name} " in r.output and " ".join(stand_in.get_short_help_str(60).split()[:3]) in r.output

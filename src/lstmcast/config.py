@@ -1,16 +1,13 @@
-"""Settings and data-directory resolution.
+"""The run config (``lstmcast.toml``: defaults, promotion rule, watchlist), validated by pydantic.
 
-The data directory is chosen as: ``--data-dir`` flag, else ``LSTMCAST_HOME``, else the per-user data
-folder (``platformdirs.user_data_dir("lstmcast")``: ``~/.local/share/lstmcast`` on Linux), never the
-current directory, so every command finds the same store wherever it is run from.
-The run config (``lstmcast.toml``: defaults, promotion rule, watchlist) is loaded by ``load_config``.
+``load_config`` reads it; ``workspace.find_config`` says which file. The
+data directory's resolution lives in ``workspace`` too, so commands that never read the config do
+not import pydantic for it.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,43 +31,10 @@ def _field_kwargs(f: Any) -> dict[str, Any]:
                 out[attr] = v
     return out
 
-ENV_HOME = "LSTMCAST_HOME"
-APP_NAME = "lstmcast"
-
-
-def default_data_dir() -> Path:
-    """The per-user data folder, used when neither ``--data-dir`` nor ``LSTMCAST_HOME`` is set."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME, appauthor=False))
-
-
-def resolve_data_dir(flag: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Path:
-    """Return the absolute data directory (not created here)."""
-    env = os.environ if env is None else env
-    raw = flag if flag not in (None, "") else env.get(ENV_HOME) or default_data_dir()
-    path = Path(raw).expanduser()
-    if "\x00" in str(path):
-        raise ConfigError("data directory path contains a NUL byte")
-    path = path.resolve()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"data directory {path} exists and is not a directory")
-    return path
-
-
-@dataclass(frozen=True)
-class AppSettings:
-    """Global options shared by every command."""
-
-    data_dir: Path
-    verbose: bool = False
-
-
 # -- the config file (lstmcast.toml) ----------------------------------------------------------------
 # Found as: --config FILE, else $LSTMCAST_CONFIG, else {data_dir}/lstmcast.toml. Validated on load;
 # every error names the key and, where the key can be found in the text, the file line.
 
-ENV_CONFIG = "LSTMCAST_CONFIG"
 CONFIG_NAME = workspace.CONFIG_NAME  # the layout is workspace.py's
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -253,27 +217,6 @@ class RunConfig(BaseModel):
             names = ", ".join(e.spec for e in self.watchlist) or "none"
             raise ConfigError(f"--only {unknown[0]} is not in the watchlist (entries: {names})")
         return picked
-
-
-def find_config(
-    flag: str | os.PathLike[str] | None, *, data_dir: Path, env: dict[str, str] | None = None
-) -> Path:
-    """The config file to use: ``--config``, else ``$LSTMCAST_CONFIG``, else ``{data_dir}/lstmcast.toml``."""
-    env = os.environ if env is None else env
-    if flag not in (None, ""):
-        path, why = Path(flag).expanduser(), "--config"
-    elif env.get(ENV_CONFIG):
-        path, why = Path(env[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
-    else:
-        path = workspace.config_path(data_dir)
-        if not path.exists():
-            raise ConfigError(
-                f"no config file at {path}; create one with `lstmcast init` or pass --config FILE"
-            )
-        return path.resolve()
-    if not path.is_file():
-        raise ConfigError(f"config file {path} (from {why}) does not exist")
-    return path.resolve()
 
 
 def load_config(path: Path) -> RunConfig:

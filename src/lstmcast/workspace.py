@@ -22,10 +22,12 @@ A run id read from a file (the ``current`` pointer) is data, not a path: it must
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
-from lstmcast.errors import CheckpointError, DataNotFoundError
+from lstmcast.errors import CheckpointError, ConfigError, DataNotFoundError
 
 SERIES = "series"
 MODELS = "models"
@@ -89,3 +91,60 @@ def run_folder(series_folder: Path, run_id: str, *, what: str | None = None) -> 
     if folder.resolve().parent != series_folder.resolve():
         raise CheckpointError(f"{what or 'run id'} points at {run_id!r} outside {series_folder}; refusing to follow it")
     return folder
+
+
+# -- where the data directory and the config file are (no pydantic: every command starts here) ------
+ENV_HOME = "LSTMCAST_HOME"
+APP_NAME = "lstmcast"
+
+
+def default_data_dir() -> Path:
+    """The per-user data folder, used when neither ``--data-dir`` nor ``LSTMCAST_HOME`` is set."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def resolve_data_dir(flag: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Path:
+    """Return the absolute data directory (not created here)."""
+    env = os.environ if env is None else env
+    raw = flag if flag not in (None, "") else env.get(ENV_HOME) or default_data_dir()
+    path = Path(raw).expanduser()
+    if "\x00" in str(path):
+        raise ConfigError("data directory path contains a NUL byte")
+    path = path.resolve()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"data directory {path} exists and is not a directory")
+    return path
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Global options shared by every command."""
+
+    data_dir: Path
+    verbose: bool = False
+
+
+ENV_CONFIG = "LSTMCAST_CONFIG"
+
+
+def find_config(
+    flag: str | os.PathLike[str] | None, *, data_dir: Path, env: dict[str, str] | None = None
+) -> Path:
+    """The config file to use: ``--config``, else ``$LSTMCAST_CONFIG``, else ``{data_dir}/lstmcast.toml``."""
+    env = os.environ if env is None else env
+    if flag not in (None, ""):
+        path, why = Path(flag).expanduser(), "--config"
+    elif env.get(ENV_CONFIG):
+        path, why = Path(env[ENV_CONFIG]).expanduser(), f"${ENV_CONFIG}"
+    else:
+        path = config_path(data_dir)
+        if not path.exists():
+            raise ConfigError(
+                f"no config file at {path}; create one with `lstmcast init` or pass --config FILE"
+            )
+        return path.resolve()
+    if not path.is_file():
+        raise ConfigError(f"config file {path} (from {why}) does not exist")
+    return path.resolve()

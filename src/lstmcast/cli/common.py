@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from lstmcast.errors import LstmcastError
+from lstmcast.workspace import AppSettings
 
-if TYPE_CHECKING:  # config imports pydantic: `lstmcast --help` and `--version` must not pay for it
-    from lstmcast.config import AppSettings
+if TYPE_CHECKING:  # rich loads on first output: `lstmcast --help` does not need it
+    from rich.console import Console
 
 PIPE_WIDTH = 160
 # ctx.meta keys (meta is shared by every context of one invocation)
@@ -38,18 +37,15 @@ HELP_FAMILY = "lstm, gru, linear, naive, drift, moving_average or mean_return."
 
 
 def is_app_settings(obj: object) -> bool:
-    """``obj`` is an ``AppSettings``, without importing config (and pydantic) just to ask."""
-    config = sys.modules.get("lstmcast.config")
-    return config is not None and isinstance(obj, config.AppSettings)
+    """``obj`` is the root's ``AppSettings`` (global options), not yet set or something else."""
+    return isinstance(obj, AppSettings)
 
 
 def settings(ctx: typer.Context) -> AppSettings:
-    from lstmcast.config import AppSettings
-
     root = ctx.find_root()
     obj = root.obj
     if not isinstance(obj, AppSettings):  # invoked without the root callback (should not happen)
-        from lstmcast.config import resolve_data_dir
+        from lstmcast.workspace import resolve_data_dir
 
         obj = AppSettings(data_dir=resolve_data_dir(None))
         root.obj = obj
@@ -67,11 +63,22 @@ def out() -> Console:
     # Piped output (CI logs, `make demo | less`, tests) would otherwise be cut to 80 columns and
     # tables would truncate dates and symbols with an ellipsis.
     width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width)
+    from rich.console import Console
+
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, width=width, emoji=False)
 
 
 def err() -> Console:
-    return Console(file=sys.stderr, highlight=False)
+    from rich.console import Console
+
+    return Console(file=sys.stderr, highlight=False, emoji=False)
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, for names and messages printed with markup (imported on first use)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 def print_json(obj: Any) -> None:
@@ -141,7 +148,7 @@ def complete_symbol(ctx: Any, param: Any, incomplete: str) -> list[Completion]:
     pandas, no torch: it runs on every <TAB>). A bare symbol is offered where one source holds it."""
     from urllib.parse import unquote
 
-    from lstmcast.config import resolve_data_dir
+    from lstmcast.workspace import resolve_data_dir
 
     try:
         flag = ctx.meta.get(META_DATA_DIR) or ctx.find_root().params.get("data_dir")

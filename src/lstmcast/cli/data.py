@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from lstmcast.cli import common
 
@@ -74,7 +73,7 @@ def import_cmd(
         common.print_json(summary)
         return
     con = common.out()
-    head = f"[bold]{escape(summary['series'])}[/] {m['interval']} ({m['kind']}, {escape(m['market'])})"
+    head = f"[bold]{common.escape(summary['series'])}[/] {m['interval']} ({m['kind']}, {common.escape(m['market'])})"
     stored = f"stored {m['rows']} rows {common.fmt_time(m['first'])} .. {common.fmt_time(m['last'])}"
     if res.unchanged:
         con.print(f"{head} unchanged: the {summary['rows_in_file']} rows in the file are already stored; {stored}")
@@ -83,9 +82,9 @@ def import_cmd(
             f"imported {head}: {summary['rows_in_file']} rows, {summary['rows_added']} new, "
             f"{summary['rows_changed']} changed, {summary['rows_unchanged']} unchanged; {stored}"
         )
-    con.print(f"  - market {escape(m['market'])}: {escape(res.market_reason)}")
+    con.print(f"  - market {common.escape(m['market'])}: {common.escape(res.market_reason)}")
     for note in res.notes:
-        con.print(f"  - {escape(note)}")
+        con.print(f"  - {common.escape(note)}")
     for s in res.quality.get("likely_splits", []):
         con.print(f"  - [yellow]likely unadjusted {s['split']} split[/] at {common.fmt_time(s['time'])} "
                   f"(log return {s['log_return']})")
@@ -94,7 +93,7 @@ def import_cmd(
         if j["time"] not in split_times:
             con.print(f"  - [yellow]one-bar jump[/] at {common.fmt_time(j['time'])} (log return {j['log_return']})")
     if res.upsert.set_aside:
-        con.print(f"  - the stored series was damaged; its file was kept as {escape(res.upsert.set_aside)}")
+        con.print(f"  - the stored series was damaged; its file was kept as {common.escape(res.upsert.set_aside)}")
     gaps = m["gaps"]
     if gaps["missing_bars"]:
         con.print(f"  - gaps: {gaps['missing_bars']} missing bar(s) in {gaps['runs']} run(s)")
@@ -109,7 +108,7 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     con = common.out()
     if not manifests:
         con.print(
-            f"no series stored yet in {escape(str(common.settings(ctx).data_dir))} "
+            f"no series stored yet in {common.escape(str(common.settings(ctx).data_dir))} "
             f"({_data_dir_origin(common.settings(ctx).data_dir)}); "
             "add some with `lstmcast import FILE --symbol S` or `lstmcast fetch SYMBOL`",
             soft_wrap=True,
@@ -121,12 +120,12 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
             C("last", common.DATE), C("gaps", common.NUM, drop=3)]
     rows = []
     for m in manifests:
-        name = escape(f"{m['source']}:{m['symbol']}")
+        name = common.escape(f"{m['source']}:{m['symbol']}")
         if m["status"] == "damaged":
             rows.append([name, m["interval"], "[bold red]DAMAGED[/]", "-", "-", "-", "-", "-"])
             continue
         rows.append([
-            name, m["interval"], m["kind"], escape(m["market"]), str(m["rows"]),
+            name, m["interval"], m["kind"], common.escape(m["market"]), str(m["rows"]),
             common.fmt_time(m["first"]), common.fmt_time(m["last"]), str(m["gaps"]["missing_bars"]),
         ])
     t = common.table(f"series in {common.settings(ctx).data_dir}", cols, rows)
@@ -134,15 +133,15 @@ def list_cmd(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", h
     for m in manifests:
         if m["note"]:
             color = "bold red" if m["status"] == "damaged" else "yellow"
-            con.print(f"[{color}]{escape(m['source'] + ':' + m['symbol'])} {m['interval']}:[/] {escape(m['note'])}",
-                      soft_wrap=True)
+            name = common.escape(m["source"] + ":" + m["symbol"])
+            con.print(f"[{color}]{name} {m['interval']}:[/] {common.escape(m['note'])}", soft_wrap=True)
 
 
 def _data_dir_origin(data_dir: Path) -> str:
     """Why this folder is the data directory, for a new user wondering where their data went."""
     import os
 
-    from lstmcast.config import ENV_HOME, default_data_dir
+    from lstmcast.workspace import ENV_HOME, default_data_dir
 
     if data_dir == default_data_dir().resolve():
         return f"the per-user data folder; --data-dir DIR or ${ENV_HOME} choose another"
@@ -171,7 +170,7 @@ def show_cmd(
     con = common.out()
     g = manifest["gaps"]
     con.print(
-        f"[bold]{escape(key.spec)}[/] {key.interval}  {manifest['kind']}, {manifest['market']}  "
+        f"[bold]{common.escape(key.spec)}[/] {key.interval}  {manifest['kind']}, {manifest['market']}  "
         f"{manifest['rows']} rows  {common.fmt_time(manifest['first'])} .. {common.fmt_time(manifest['last'])}"
     )
     con.print(f"missing bars: {g['missing_bars']} in {g['runs']} run(s); file sha256 {manifest['sha256'][:12]}...")

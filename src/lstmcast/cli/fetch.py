@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.markup import escape
 
 from lstmcast.cli import common
 from lstmcast.errors import EXIT_ERROR, EXIT_PARTIAL
@@ -77,30 +76,30 @@ def _plain_retries(a) -> None:  # type: ignore[no-untyped-def]
 def _with_progress(store, symbols: list[str], workers: int, kwargs: dict):
     """One live line per symbol: pages and rows so far, the retry being waited out; each retry
     also leaves a line above the display."""
-    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from lstmcast.data.update import fetch_many
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=common.err(), transient=True) as progress:
-        tasks = {s: progress.add_task(f"waiting  {escape(s)}", total=1) for s in symbols}
+        tasks = {s: progress.add_task(f"waiting  {common.escape(s)}", total=1) for s in symbols}
 
         def on_progress(spec: str, event: str, result) -> None:
             if event == "start":
-                progress.update(tasks[spec], description=f"fetching {escape(spec)}")
+                progress.update(tasks[spec], description=f"fetching {common.escape(spec)}")
             else:
-                progress.update(tasks[spec], description=f"{result.status:<8} {escape(spec)}", completed=1)
+                progress.update(tasks[spec], description=f"{result.status:<8} {common.escape(spec)}", completed=1)
 
         def on_activity(a) -> None:  # type: ignore[no-untyped-def]
             got = f"page {a.pages}, {a.rows:,} rows" if a.pages else "first page"
             if a.retry:
-                progress.console.print(f"[yellow]{escape(a.spec)}:[/] {escape(retry_line(a))}", highlight=False)
+                line = f"[yellow]{common.escape(a.spec)}:[/] {common.escape(retry_line(a))}"
+                progress.console.print(line, highlight=False)
                 why = f"{a.status}" if a.status else "error"
-                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}; {why}, "
+                progress.update(tasks[a.spec], description=f"fetching {common.escape(a.spec)}  {got}; {why}, "
                                                            f"retry {a.retry} in {a.wait_s:.1f} s")
             else:
-                progress.update(tasks[a.spec], description=f"fetching {escape(a.spec)}  {got}")
+                progress.update(tasks[a.spec], description=f"fetching {common.escape(a.spec)}  {got}")
 
         return fetch_many(store, symbols, max_workers=workers, on_progress=on_progress, on_activity=on_activity,
                           **kwargs)
@@ -127,7 +126,7 @@ def _render(results) -> None:
             flags.append(f"{len(r.quality['likely_splits'])} likely splits")
         color = {"ok": "green", "up-to-date": "green", "partial": "yellow"}.get(r.status, "red")
         bars = f"{r.bars_received}/{r.bars_expected}" if r.bars_expected or r.bars_received else "-"
-        rows.append([escape(r.key.spec if r.key else r.spec), f"[{color}]{r.status}[/]", str(r.rows_added), bars,
+        rows.append([common.escape(r.key.spec if r.key else r.spec), f"[{color}]{r.status}[/]", str(r.rows_added), bars,
                      rng, str(gaps), ", ".join(flags) or "-"])
     t = common.table("fetch", cols, rows)
     common.out().print(t)

@@ -14,11 +14,16 @@ mistaken for it), and lets the root ``--json`` switch on each command's own ``--
 from __future__ import annotations
 
 import dataclasses
+import inspect
+from collections.abc import Callable, Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import typer
 import typer.completion
-from typer.core import TyperGroup
+import typer.main
+import typer.models
+from typer.core import TyperCommand, TyperGroup
 
 from lstmcast import __version__
 from lstmcast.cli import common
@@ -37,7 +42,7 @@ def _leaf_data_dir(ctx: typer.Context, value: Path | None) -> None:
         return
     root = ctx.find_root()
     if common.is_app_settings(root.obj):
-        from lstmcast.config import resolve_data_dir
+        from lstmcast.workspace import resolve_data_dir
 
         root.obj = dataclasses.replace(root.obj, data_dir=resolve_data_dir(value))
 
@@ -150,6 +155,64 @@ def _json_wanted(ctx) -> bool:  # type: ignore[no-untyped-def]
     return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
 
 
+class _LazyCommands(MutableMapping):
+    """The root's ``commands``: name -> click command, each built from its typer registration on
+    first use and given the global options then. Building a command reads its signature and type
+    hints; doing that for all of them took a third of `lstmcast --help`, which needs none of them,
+    and of every command, which needs one. Iterating values or items builds them all."""
+
+    def __init__(self, registrations: dict[str, Any], adopt: Callable[[Any], None]) -> None:
+        self._pending = dict(registrations)  # name -> typer CommandInfo | TyperInfo
+        self._built: dict[str, Any] = {}
+        self._adopt = adopt
+
+    def registration(self, name: str) -> Any:
+        return self._pending.get(name)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            info = self._pending[name]  # KeyError: not a command
+            cmd = _build(info)
+            self._adopt(cmd)
+            self._built[name] = cmd
+        return self._built[name]
+
+    def __setitem__(self, name: str, cmd: Any) -> None:
+        self._pending.setdefault(name, None)
+        self._built[name] = cmd
+
+    def __delitem__(self, name: str) -> None:
+        del self._pending[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pending)
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+
+def _build(info: Any) -> Any:
+    """The click command typer builds for one registration, exactly as in the whole app."""
+    tiny = typer.Typer(rich_markup_mode=None, add_completion=False)
+    tiny.callback()(lambda: None)  # a group, so the command is built as a subcommand would be
+    if isinstance(info, typer.models.CommandInfo):
+        tiny.registered_commands.append(info)
+    else:
+        tiny.registered_groups.append(info)
+    return next(iter(typer.main.get_command(tiny).commands.values()))
+
+
+def _listing(name: str, info: Any) -> Any:
+    """A parameterless stand-in with the command's help, for the root's command list."""
+    if isinstance(info, typer.models.CommandInfo):
+        doc = info.help if info.help is not None else inspect.getdoc(info.callback)
+        return TyperCommand(name, help=doc, short_help=info.short_help, hidden=info.hidden,
+                            deprecated=info.deprecated)
+    return TyperCommand(name, help=typer.main.solve_typer_info_help(info), hidden=bool(info.hidden),
+                        deprecated=bool(info.deprecated))
+
+
 class _Boundary(TyperGroup):
     """Every subcommand runs inside this group's ``invoke``: the one place errors are rendered."""
 
@@ -157,9 +220,22 @@ class _Boundary(TyperGroup):
         super().__init__(*args, **kwargs)
         typer.completion.completion_init()  # the bash/zsh/fish classes typer's completion uses
         options = _params_of(_options_template)
-        for sub in self.commands.values():
-            _adopt(sub, options)
+        self.commands = _LazyCommands(_REGISTRATIONS, lambda cmd: _adopt(cmd, options))
         self.params += _params_of(_completion_template)
+
+    def list_commands(self, ctx):  # type: ignore[override]
+        return list(self.commands)  # names only: nothing is built to list them
+
+    def format_commands(self, ctx, formatter) -> None:  # type: ignore[override]
+        # the command list from each registration's help, without building the commands
+        get = self.get_command
+        listing = {n: _listing(n, self.commands.registration(n)) for n in self.commands
+                   if self.commands.registration(n) is not None}
+        self.get_command = lambda c, n: listing.get(n) or get(c, n)  # type: ignore[method-assign]
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            del self.get_command
 
     def parse_args(self, ctx, args):  # type: ignore[override]
         # kept for a usage error under --json, which happens before any --json flag is parsed
@@ -225,7 +301,7 @@ def root(
     ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
-    from lstmcast.config import AppSettings, resolve_data_dir
+    from lstmcast.workspace import AppSettings, resolve_data_dir
 
     if as_json:
         ctx.meta[common.META_JSON] = True
@@ -239,9 +315,12 @@ def root(
         raise typer.Exit(e.exit_code) from None
 
 
-def _register() -> None:
-    # Each command module adds its commands through register(app); its top-level imports stay light
-    # (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast.
+def _register() -> dict[str, Any]:
+    """Every command's typer registration by name, in the order of `--help` (commands, then groups).
+
+    Each command module adds its commands through register(app); its top-level imports stay light
+    (no torch, pandas, yfinance or ccxt) so that `lstmcast --help` starts fast. The registrations
+    are taken off ``app`` again: ``_Boundary`` builds each command when it is first used."""
     from lstmcast.cli import (
         backtest,
         data,
@@ -269,9 +348,16 @@ def _register() -> None:
     forecasts.register(app)
     settings_cmd.register(app)
     status_cmd.register(app)
+    found: dict[str, Any] = {}
+    for info in app.registered_commands:
+        found[info.name or typer.main.get_command_name(info.callback.__name__)] = info
+    for group in app.registered_groups:
+        found[group.name] = group
+    app.registered_commands, app.registered_groups = [], []
+    return found
 
 
-_register()
+_REGISTRATIONS = _register()
 
 
 def main() -> None:

@@ -58,9 +58,10 @@ def run_cmd(
     lock, 130 stopped by SIGTERM or Ctrl-C. Logs go to DATA_DIR/logs/lstmcast.log.
     """
     from lstmcast import runlog, runner
-    from lstmcast.config import find_config, load_config
+    from lstmcast.config import load_config
     from lstmcast.errors import InterruptedRun, LockedError
     from lstmcast.pipelines import live
+    from lstmcast.workspace import find_config
 
     settings = common.settings(ctx)
     data_dir = settings.data_dir

@@ -33,7 +33,7 @@ def install_cmd(
 ) -> None:
     """Add the cron entry for this data directory (replacing ours if present; other entries untouched)."""
     from lstmcast import schedule, workspace
-    from lstmcast.config import find_config
+    from lstmcast.workspace import find_config
 
     data_dir = common.settings(ctx).data_dir
     schedule.check_cron(cron)  # a bad expression is named first, whatever else is missing

@@ -33,9 +33,10 @@ def status_cmd(
     drift come from the last run's checks (checks.json); the rest is computed now.
     """
     from lstmcast import runner
-    from lstmcast.config import find_config, load_config
+    from lstmcast.config import load_config
     from lstmcast.monitor.base import to_utc
     from lstmcast.pipelines import live
+    from lstmcast.workspace import find_config
 
     data_dir = common.settings(ctx).data_dir
     path = find_config(config, data_dir=data_dir)

@@ -156,7 +156,9 @@ class Store:
         if not path.exists():
             raise DataNotFoundError(f"no stored data for {key}; run `lstmcast fetch` or `lstmcast import` first")
         try:
-            frame = pd.read_parquet(path, engine="pyarrow")
+            import pyarrow.parquet as pq  # ParquetFile, not read_table: no pyarrow.dataset to import
+
+            frame = pq.ParquetFile(path).read(use_pandas_metadata=True).to_pandas()
         except Exception as e:  # pyarrow raises several unrelated types for a damaged file
             raise DamagedSeriesError(
                 f"{path} is damaged ({_brief(e)}); replace the series with `lstmcast import FILE --symbol "

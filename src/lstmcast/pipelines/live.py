@@ -63,13 +63,15 @@ def model_age_warnings(data_dir: Path, run_id: str, *, config: Any = None, now: 
     the config (``--config``, ``$LSTMCAST_CONFIG`` or ``DATA_DIR/lstmcast.toml``); ``[]`` when there
     is no config file, no limit, or the model is young enough. An invalid config raises ConfigError."""
     from lstmcast import registry
-    from lstmcast.config import find_config, load_config
     from lstmcast.errors import ConfigError
+    from lstmcast.workspace import find_config
 
     try:
         path = find_config(config, data_dir=data_dir)
     except ConfigError:
         return []  # no config file: models never expire
+    from lstmcast.config import load_config  # pydantic: only when there is a config to read
+
     settings = load_config(path).monitor
     if settings.max_model_age is None:
         return []

@@ -17,7 +17,8 @@ def effective_settings(
 ) -> dict[str, Any]:
     """``{"config", "entry", "settings", "sources", "run_threads_default"}``; sources name the file and line."""
     from lstmcast import workspace
-    from lstmcast.config import ENV_CONFIG, find_config, load_config
+    from lstmcast.config import load_config
+    from lstmcast.workspace import ENV_CONFIG, find_config
 
     env = os.environ if env is None else env
     path: Path | None
