@@ -307,7 +307,8 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
                 con.rule(family)
             report = BacktestReport(key=s.key, index=s.index, result=res, setup=s.setup,
                                     scoring=s.scoring.get(family))
-            backtest_render.render(report, Path(plot) if plot else None, output)
+            backtest_render.render(report, Path(plot) if plot else None, output,
+                                   family if len(s.results) > 1 else None)
         return
     r = s.first
     con = common.out()

@@ -75,7 +75,7 @@ def render_steps(r, family: str | None = None) -> None:
                   "with an interval.")
 
 
-def render(report, plot: Path | None, output: Path | None = None) -> None:
+def render(report, plot: Path | None, output: Path | None = None, family: str | None = None) -> None:
     C, NUM, ID = common.Col, common.NUM, common.ID
     r = report.result
     sc = report.scoring
@@ -104,7 +104,7 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
                           f"p {_p(s['p'])}" for s in sc.hit_rate["model"].by_step)
         con.print(f"model hit rate per step vs always-up: {steps}")
 
-    render_steps(r)
+    render_steps(r, family)
 
     if sc is None:
         if r.coverage:
