@@ -101,17 +101,34 @@ def test_trained_horizon_equal_to_n_is_the_direct_backtest(rw):
     assert r.methods == ["direct", "direct"] and r.forecast.shape[1] == 2
 
 
+def _numbers(multi):
+    return {(s.key.spec, f): np.stack([r.forecast, r.predict_intervals[0.8][0], r.intervals[0.95][1]])
+            for s in multi.series for f, r in s.results.items()}
+
+
+_MANY = dict(specs=("RW", "RW2"), families=("lstm", "linear"), horizon=3)
+
+
 @pytest.mark.slow
 def test_serial_and_local_pool_give_identical_recursive_numbers(rw):
-    def numbers(multi):
-        return {(s.key.spec, f): (r.forecast.tolist(), r.predict_intervals[0.8][0].tolist(),
-                                  r.intervals[0.95][1].tolist())
-                for s in multi.series for f, r in s.results.items()}
+    serial = _numbers(run(rw, executor=lambda n: make_executor("serial", n_tasks=n, workers=2), **_MANY))
+    multi = run(rw, executor=lambda n: make_executor("local", n_tasks=n, workers=2), **_MANY)
+    local = _numbers(multi)
+    assert list(serial) == list(local) and len(serial) == 4 and multi.tasks == 8
+    for k in serial:
+        np.testing.assert_array_equal(serial[k], local[k])  # NaN (no interval yet) equals NaN
+        assert np.isfinite(serial[k][1]).all()  # every fold's predict intervals, recursive steps too
 
-    kw = dict(specs=("RW", "RW2"), families=("lstm", "linear"), horizon=3)
-    serial = run(rw, executor=lambda n: make_executor("serial", n_tasks=n, workers=2), **kw)
-    local = run(rw, executor=lambda n: make_executor("local", n_tasks=n, workers=2), **kw)
-    assert numbers(serial) == numbers(local) and local.tasks == 8
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_gives_the_serial_recursive_numbers(rw):
+    pytest.importorskip("ray")
+    serial = _numbers(run(rw, executor=lambda n: make_executor("serial", n_tasks=n, workers=2), **_MANY))
+    ray = _numbers(run(rw, executor=lambda n: make_executor("ray", n_tasks=n, workers=2), **_MANY))
+    assert list(serial) == list(ray)
+    for k in serial:
+        np.testing.assert_array_equal(serial[k], ray[k])
 
 
 # -- no leakage: deleting bars after t leaves the fold's forecast and interval at t unchanged --------
