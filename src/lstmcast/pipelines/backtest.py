@@ -85,6 +85,19 @@ def plan_series(
     start: str | None = None, end: str | None = None,
 ) -> SeriesPlan:
     """Read, prepare and plan one series (the only place the backtest touches the store)."""
+    key = store.resolve(spec, interval)
+    manifest = store.manifest(key)
+    return plan_frame(store.load(key), key=key, kind=manifest.get("kind", "price"),
+                      market=manifest.get("market", "crypto"), settings=settings, config=config,
+                      start=start, end=end)
+
+
+def plan_frame(
+    frame: pd.DataFrame, *, key: SeriesKey, kind: str, market: str, settings: Any, config: wf.BacktestConfig,
+    start: str | None = None, end: str | None = None,
+) -> SeriesPlan:
+    """Prepare and plan the canonical bars ``frame`` of the series ``key`` (a store's, or a frame of
+    the Python API's); ``config.horizon`` steps are scored, the model trains for ``settings.horizon``."""
     from lstmcast.features import FeatureConfig, bars_needed, prepare
 
     features, train = FeatureConfig.from_settings(settings), settings.training()
@@ -92,10 +105,6 @@ def plan_series(
         raise UsageError(f"the backtest's trained horizon ({config.trained_horizon}) must equal the model "
                          f"horizon ({features.horizon})")
     config = dataclasses.replace(config, trained_horizon=features.horizon)
-    key = store.resolve(spec, interval)
-    manifest = store.manifest(key)
-    frame = store.load(key)
-    kind, market = manifest.get("kind", "price"), manifest.get("market", "crypto")
     prepared = prepare(frame, kind=kind, features=features)  # once; every fold of every family slices it
     need = bars_needed(features, val_fraction=train.val_fraction)
     if config.window == "rolling" and config.train_size is not None and config.train_size < need:
@@ -369,6 +378,27 @@ def backtest_many(
         seen[sp.key.spec] = spec
         plans.append(sp)
 
+    return run_plans(plans, families, config=config, executor=executor, on_plan=on_plan, on_progress=on_progress,
+                     failures=failures, t0=t0)
+
+
+def run_plans(
+    plans: list[SeriesPlan],
+    families: Sequence[str],
+    *,
+    config: wf.BacktestConfig,
+    executor: Any = None,
+    on_plan: Callable[[int, list[SeriesPlan]], None] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    failures: list[Failure] | None = None,
+    t0: float | None = None,
+    score: bool = True,
+) -> MultiBacktest:
+    """Run every refit of every family on every planned series (``backtest_many`` after reading the
+    store; ``lstmcast.backtest`` on a frame) and assemble and score each family's walk-forward.
+    ``score=False`` skips the probabilistic scores (``SeriesBacktest.scoring`` stays empty)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    failures = [] if failures is None else failures
     n_tasks = sum(sp.plan.n_refits for sp in plans) * len(families)
     owned = executor is not None and not hasattr(executor, "map")  # a factory: n_tasks -> Executor
     if owned:
@@ -398,7 +428,7 @@ def backtest_many(
             except LstmcastError as e:
                 series_failures.append(Failure(series=sp.key.spec, family=family, error=str(e), exit_code=3, exc=e))
         failures.extend(series_failures)
-        scoring = _score_families(per_family, sp, config.intervals)
+        scoring = _score_families(per_family, sp, config.intervals) if score else {}
         if per_family:
             setup = {**setup_dict(sp.settings), "families": list(per_family),
                      "seeds": "task_seed(seed, series, refit index, family)",
