@@ -149,3 +149,64 @@ TRAIN_MANY = {
                                                                "beats_naive"]}, {"type": "null"}]},
     }),
 }
+
+_LEVEL_COVERAGE = {
+    "type": "object",
+    "additionalProperties": _obj(
+        {
+            "nominal": {"type": "number"},
+            "observed": NUM_OR_NULL,
+            "by_step": {"type": "array", "items": NUM_OR_NULL},
+            "n": {"type": "integer", "minimum": 0},
+            "n_by_step": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        }
+    ),
+}
+_STEP_COVERAGE = {
+    "type": "object",
+    "additionalProperties": _obj({"observed": NUM_OR_NULL, "n": {"type": "integer", "minimum": 0}}),
+}
+
+# `lstmcast backtest SYMBOL --json` (one series): the keys this schema names, and more (see README).
+BACKTEST = {
+    "type": "object",
+    "required": ["series", "interval", "setup", "config", "n_origins", "metrics", "metrics_by_step", "coverage",
+                 "predict_coverage", "steps", "verdict", "leaderboard", "families", "records"],
+    "properties": {
+        "config": {
+            "type": "object",
+            "required": ["horizon", "trained_horizon", "refit_every", "levels", "intervals"],
+            "properties": {"horizon": {"type": "integer", "minimum": 1},
+                           "trained_horizon": {"type": "integer", "minimum": 1}},
+        },
+        "coverage": _LEVEL_COVERAGE,
+        "predict_coverage": _LEVEL_COVERAGE,
+        "steps": {
+            "type": "array",
+            "minItems": 1,
+            "items": _obj(
+                {
+                    "step": {"type": "integer", "minimum": 1},
+                    "method": {"enum": ["direct", "recursive"]},
+                    "n": {"type": "integer", "minimum": 1},
+                    "mae": NUM_OR_NULL,
+                    "mase": NUM_OR_NULL,
+                    "naive_mase": NUM_OR_NULL,
+                    "mae_ratio": NUM_OR_NULL,
+                    "skill": NUM_OR_NULL,
+                    "coverage": _STEP_COVERAGE,
+                    "predict_coverage": _STEP_COVERAGE,
+                }
+            ),
+        },
+        "records": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["origin_time", "target_time", "step", "method", "origin_close", "actual", "forecast"],
+                "properties": {"origin_time": ISO, "target_time": ISO, "step": {"type": "integer", "minimum": 1},
+                               "method": {"enum": ["direct", "recursive"]}},
+            },
+        },
+    },
+}

@@ -95,3 +95,24 @@ def test_load_a_saved_run_predicts_like_the_cli(data_dir, cli):
     assert got["lower_80"].iloc[0] == pytest.approx(step["intervals"]["0.8"]["lo"], rel=1e-12)
     assert got.index[0] == pd.Timestamp(step["time"])
     assert m.family == "linear" and m.run_id
+
+
+def test_backtest_is_the_pipelines_walk_forward(store):
+    """`lstmcast.backtest` runs `pipelines.backtest` (plan, one task per refit, assemble): the same
+    numbers as `lstmcast backtest` on the same bars, in the API's table shape."""
+    from helpers_series import random_walk_frame
+    from lstmcast.data.store import SeriesKey
+    from lstmcast.evaluate.backtest import BacktestConfig
+    from lstmcast.pipelines.backtest import backtest_many
+    from lstmcast.settings import Settings
+
+    frame = random_walk_frame(200, seed=5)
+    store.upsert(SeriesKey("import", "RW", "1d"), frame, market="crypto")
+    table = lstmcast.backtest(frame, family="linear", lookback=10, refit_every=40, start="2020-06-01")
+    settings = Settings(family="linear", lookback=10)
+    multi = backtest_many(store, ["RW"], settings_for=lambda _s: settings, families=["linear"],
+                          config=BacktestConfig(refit_every=40), start="2020-06-01")
+    r = multi.series[0].first
+    assert list(table.index) == ["model", "naive", "drift", "moving_average", "mean_return"]
+    assert table.loc["model", "mae"] == r.metrics["model"].mae and table.attrs["mae_ratio"] == r.mae_ratio
+    assert table.attrs["n_origins"] == len(r.origins) and set(table.attrs["coverage"]) == {"0.8", "0.95"}

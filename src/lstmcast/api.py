@@ -167,27 +167,25 @@ def backtest(frame: pd.DataFrame, *, family: str = "lstm", interval: str = "1d",
     its origin only. Returns one row per forecaster (the model, naive and the other baselines) with
     MAE, RMSE, MAPE, MASE and hit rate; ``.attrs`` holds ``mae_ratio`` (model / naive), the
     Diebold-Mariano test vs naive (``dm``), ``beats_naive``, ``verdict`` and ``coverage``."""
-    from lstmcast.data import calendar
+    from lstmcast.data.store import SeriesKey
+    from lstmcast.errors import ModelError
     from lstmcast.evaluate import backtest as bt
-    from lstmcast.features import FeatureConfig, bars_needed, prepare
-    from lstmcast.forecast import choose_origins
-    from lstmcast.forecasters import forecaster
+    from lstmcast.pipelines.backtest import plan_frame, run_plans
     from lstmcast.settings import build
 
     s = build({**settings, "family": family}, where="lstmcast.backtest")
-    feats = FeatureConfig.from_settings(s)
     bars = as_bars(frame, interval=interval)
-    config = bt.BacktestConfig(horizon=feats.horizon, refit_every=refit_every, window=window, levels=tuple(levels))
-    prepared = prepare(bars, kind=kind, features=feats)
-    origins = choose_origins(bars.index, first_allowed=bars_needed(feats, val_fraction=s.val_fraction) - 1,
-                             horizon=feats.horizon, start=start, end=end)
-    recipe = forecaster(s)
-    result = bt.walk_forward(
-        prepared.close, origins=origins, config=config,
-        fit=lambda lo, hi: recipe.fit(prepared, start=lo, end=hi),
-        predict=lambda fitted, at: fitted.predict_close(prepared, at), kind=kind,
-        bars_per_year=calendar.bars_per_year(calendar.parse_interval(interval), _market(bars.index, market)),
-    )
+    config = bt.BacktestConfig(horizon=s.horizon, refit_every=refit_every, window=window, levels=tuple(levels))
+    # the same walk-forward as `lstmcast backtest`: one task per refit, seeded from the task
+    plan = plan_frame(bars, key=SeriesKey("frame", "frame", interval), kind=kind, market=_market(bars.index, market),
+                      settings=s, config=config, start=start, end=end)
+    multi = run_plans([plan], [family], config=config, score=False)
+    if multi.failures:
+        f = multi.failures[0]
+        if f.exc is not None:
+            raise f.exc
+        raise ModelError(f.error)
+    result = multi.series[0].first
     table = pd.DataFrame({name: m.to_dict() for name, m in result.metrics.items()}).T
     table.index.name = "forecaster"
     d = result.to_dict(series=False)

@@ -27,7 +27,15 @@ def backtest_cmd(
         None, "--start", metavar="DATE", help="First forecast origin [default: last 250 bars]."
     ),
     end: str | None = typer.Option(None, "--end", metavar="DATE", help="Last forecast origin."),
-    horizon: int | None = typer.Option(None, "--horizon", metavar="N", help="Bars ahead [default: the model setup's]."),
+    horizon: int | None = typer.Option(
+        None, "--horizon", metavar="N",
+        help="Bars ahead to forecast and score, as `predict --horizon N`: steps beyond the trained horizon "
+        "are recursive [default: the trained horizon].",
+    ),
+    train_horizon: int | None = typer.Option(
+        None, "--train-horizon", metavar="H",
+        help="Horizon of the model trained at each refit [default: the model setup's].",
+    ),
     refit_every: int = typer.Option(20, "--refit-every", min=1, metavar="K", help="Refit the model every K origins."),
     window: str = typer.Option("expanding", "--window", metavar="WINDOW", help=common.HELP_WINDOW),
     train_size: int | None = typer.Option(None, "--train-size", metavar="N", help="Rows per fit for --window rolling."),
@@ -120,7 +128,9 @@ def backtest_cmd(
     specs = common.symbols(st, symbols, all_series=all_series, symbols_file=symbols_file, interval=interval)
     families = _families(family)
     file_options = T.read_config_file(config) if config else {}
-    flags = {"lookback": lookback, "horizon": horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
+    _check_horizon("--horizon", horizon)
+    _check_horizon("--train-horizon", train_horizon)
+    flags = {"lookback": lookback, "horizon": train_horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
              "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed,
              "family": families[0] if families else None, "interval": interval}
     common.training_setup(flags)  # a bad flag is a usage error before any series is read
@@ -144,16 +154,19 @@ def backtest_cmd(
     with contextlib.nullcontext((None, None)) if as_json else _task_bar(bt, families) as (on_plan, on_progress):
         multi = backtest_many(st, specs, interval=interval, settings_for=settings_for, families=families,
                               config=bt, start=start, end=end, executor=executor_for,
-                              on_plan=on_plan, on_progress=on_progress)
+                              on_plan=on_plan, on_progress=on_progress, horizon=horizon)
     if len(specs) == 1 and multi.failures and multi.failures[0].exc is not None and not multi.series:
         raise multi.failures[0].exc  # one series that cannot be read or planned: its own error and exit code
     plots = _write_plots(multi, plot) if plot is not None else {}
+    # the per-origin tables, computed once: --output writes them, --json (one series) carries them as records
+    need_tables = output is not None or (as_json and len(specs) == 1)
+    tables = {s.key.spec: s.table() for s in multi.series} if need_tables else {}
     if output is not None and multi.series:
         import pandas as pd
 
-        backtest_render.write_table(pd.concat([s.table() for s in multi.series], ignore_index=True), output)
+        backtest_render.write_table(pd.concat(list(tables.values()), ignore_index=True), output)
     if as_json:
-        d = _json(multi, single=len(specs) == 1, plots=plots)
+        d = _json(multi, single=len(specs) == 1, plots=plots, tables=tables)
         d["output"] = str(output) if output else None
         common.print_json(d)
     else:
@@ -164,6 +177,19 @@ def backtest_cmd(
     if multi.failures:
         _render_failures(multi)
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _check_horizon(flag: str, value: int | None) -> None:
+    """A horizon flag within train's bounds, or a usage error naming the flag."""
+    if value is None:
+        return
+    from lstmcast.errors import ConfigError, UsageError
+    from lstmcast.settings import check_value
+
+    try:
+        check_value("horizon", value)
+    except ConfigError as e:
+        raise UsageError(f"{flag} {str(e).removeprefix('horizon ')}") from e
 
 
 def _families(value: str | None) -> list[str]:
@@ -206,7 +232,7 @@ def _title(s) -> str:
         f", naive {s.first.metrics['naive'].mase:.2f}")
 
 
-def _json(multi, *, single: bool, plots: dict[str, str]) -> dict[str, Any]:
+def _json(multi, *, single: bool, plots: dict[str, str], tables: dict[str, Any]) -> dict[str, Any]:
     """One series: the first family's result at the top level (the historical schema) plus
     ``leaderboard`` and ``families``; several: ``series``, ``cross_series`` and ``failures``."""
     with_series = False  # --plot never changes the JSON's shape; `records` carry the per-origin data
@@ -220,10 +246,12 @@ def _json(multi, *, single: bool, plots: dict[str, str]) -> dict[str, Any]:
                  plot=plots.get(s.key.spec))
         first = next(iter(s.results))
         if first in s.scoring:  # the first family's scores and per-origin records at the top level
-            from lstmcast.evaluate.export import forecast_table, records
+            from lstmcast.evaluate.export import records
 
+            table = tables[s.key.spec]
             d["scores"] = s.scoring[first].to_dict()
-            d["records"] = records(forecast_table(s.first, s.index, s.scoring[first].chosen.distributions["model"]))
+            d["records"] = records(table[table["family"] == first].drop(columns=["series", "family"])
+                                   .reset_index(drop=True))
         return d
     d = multi.to_dict(series=with_series)
     d["plots"] = plots
@@ -244,13 +272,20 @@ def _task_bar(bt, families: list[str]) -> Iterator[tuple[Any, Any]]:
             for sp in plans:
                 con.print(f"{sp.key.spec}: walk-forward of {sp.plan.n_origins} origins, {sp.plan.n_refits} "
                           f"refit(s) (every {bt.refit_every}, {bt.window} window) x {len(families)} "
-                          f"famil{'y' if len(families) == 1 else 'ies'}")
+                          f"famil{'y' if len(families) == 1 else 'ies'}, {_steps_note(sp.config)}")
             bar.update(task, total=n_tasks)
 
         def on_progress(done: int, total: int, key: str) -> None:
             bar.update(task, completed=done, total=total)
 
         yield on_plan, on_progress
+
+
+def _steps_note(config) -> str:
+    """``horizon 5: 1 direct + 4 recursive steps``."""
+    m = config.methods
+    d, r = m.count("direct"), m.count("recursive")
+    return f"horizon {config.horizon}: {d} direct" + (f" + {r} recursive" if r else "") + " step(s)"
 
 
 # -- rendering (each piece on its own, so other reports can be added beside them) ----------------
@@ -272,7 +307,8 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
                 con.rule(family)
             report = BacktestReport(key=s.key, index=s.index, result=res, setup=s.setup,
                                     scoring=s.scoring.get(family))
-            backtest_render.render(report, Path(plot) if plot else None, output)
+            backtest_render.render(report, Path(plot) if plot else None, output,
+                                   family if len(s.results) > 1 else None)
         return
     r = s.first
     con = common.out()
@@ -285,6 +321,8 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
         f"{fit:.1f}s fitting"
     )
     _render_leaderboard(s)
+    for family, res in s.results.items():
+        backtest_render.render_steps(res, family if len(s.results) > 1 else None)
     _render_strategies(s)
     for family, res in s.results.items():
         prefix = f"{family}: " if len(s.results) > 1 else ""

@@ -46,7 +46,36 @@ def _pct(x: float | None, digits: int = 1, sign: bool = False) -> str:
     return f"{100 * x:+.{digits}f}%" if sign else f"{100 * x:.{digits}f}%"
 
 
-def render(report, plot: Path | None, output: Path | None = None) -> None:
+def render_steps(r, family: str | None = None) -> None:
+    """One row per step: its method (direct within the trained horizon, recursive after), MAE, MASE,
+    skill against naive at that step, and the coverage of the intervals `lstmcast predict` gives
+    (calibrated as predict does, before each refit origin) with the number of forecasts; then the
+    backtest's own (--intervals) coverage, which goes first at 80 columns."""
+    C, NUM, ID = common.Col, common.NUM, common.ID
+    steps = r.steps()
+    pred_levels = [f"{lv:g}" for lv in r.predict_coverage]
+    own_levels = [f"{lv:g}" for lv in r.coverage]
+    method = r.config.intervals
+    cols = [C("step", NUM), C("method", ID), C("MAE", NUM), C("MASE", NUM), C("skill", NUM),
+            *(C(f"predict {100 * float(k):g}%", NUM) for k in pred_levels), C("n", NUM),
+            *(C(f"{method} {100 * float(k):g}%", NUM, drop=1) for k in own_levels)]
+    rows = []
+    for st in steps:
+        pc, oc = st["predict_coverage"], st["coverage"]
+        n = pc[pred_levels[0]]["n"] if pred_levels else st["n"]
+        rows.append([str(st["step"]), st["method"], common.fmt_num(st["mae"]), common.fmt_num(st["mase"], 3),
+                     _pct(st["skill"], 1, sign=True), *(_pct(pc[k]["observed"]) for k in pred_levels), str(n),
+                     *(_pct(oc[k]["observed"]) for k in own_levels)])
+    title = f"per step{f' ({family})' if family else ''}: skill = 1 - MAE / naive MAE at that step"
+    con = common.out()
+    con.print(common.table(title, cols, rows))
+    if pred_levels:
+        con.print("predict N%: coverage of the intervals `lstmcast predict` gives (each refit calibrated on "
+                  "held-out residuals before its origin; recursive steps on recursive forecasts); n: forecasts "
+                  "with an interval.")
+
+
+def render(report, plot: Path | None, output: Path | None = None, family: str | None = None) -> None:
     C, NUM, ID = common.Col, common.NUM, common.ID
     r = report.result
     sc = report.scoring
@@ -74,6 +103,8 @@ def render(report, plot: Path | None, output: Path | None = None) -> None:
         steps = ", ".join(f"{s['step']}: {100 * s['hit_rate']:.0f}% vs {100 * s['baseline_hit_rate']:.0f}% "
                           f"p {_p(s['p'])}" for s in sc.hit_rate["model"].by_step)
         con.print(f"model hit rate per step vs always-up: {steps}")
+
+    render_steps(r, family)
 
     if sc is None:
         if r.coverage:

@@ -31,6 +31,7 @@ from lstmcast.evaluate.strategy import StrategyResult, buy_and_hold, run_strateg
 from lstmcast.jsonable import to_jsonable
 
 WINDOWS = ("expanding", "rolling")
+METHOD_DIRECT, METHOD_RECURSIVE = "direct", "recursive"  # as forecasters.recursive labels them
 INTERVAL_METHODS = ("adaptive", "split", "causal", "model", "none")
 
 
@@ -63,10 +64,15 @@ class BacktestConfig:
     # them, the textbook in-sample scale). For prices that grew 50-fold, early bars make the
     # in-sample changes tiny and every MASE large; a recent window keeps MASE near 1 for naive.
     scale_window: int | None = None
+    # The model's own (trained) horizon H: steps 1..min(H, horizon) are its direct forecasts,
+    # later ones recursive (its predictions fed back). None: the same as ``horizon`` (all direct).
+    trained_horizon: int | None = None
 
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise UsageError(f"horizon must be at least 1, got {self.horizon}")
+        if self.trained_horizon is not None and self.trained_horizon < 1:
+            raise UsageError(f"trained horizon must be at least 1, got {self.trained_horizon}")
         if self.refit_every < 1:
             raise UsageError(f"refit-every must be at least 1, got {self.refit_every}")
         if self.window not in WINDOWS:
@@ -81,6 +87,12 @@ class BacktestConfig:
             raise UsageError(f"fee must not be negative, got {self.fee_bps} bps")
         if self.scale_window is not None and self.scale_window < 2:
             raise UsageError(f"MASE scale window must be at least 2 rows, got {self.scale_window}")
+
+    @property
+    def methods(self) -> list[str]:
+        """Each step's method: "direct" up to the trained horizon, "recursive" after."""
+        h = self.horizon if self.trained_horizon is None else self.trained_horizon
+        return [METHOD_DIRECT if s <= h else METHOD_RECURSIVE for s in range(1, self.horizon + 1)]
 
 
 @dataclass(frozen=True)
@@ -151,7 +163,7 @@ class BacktestResult:
     forecast: np.ndarray  # the model's
     baselines: dict[str, np.ndarray]
     intervals: dict[float, tuple[np.ndarray, np.ndarray]]  # level -> (lo, hi); {} if none
-    coverage: dict[float, dict[str, Any]]  # level -> nominal, observed, by_step, n
+    coverage: dict[float, dict[str, Any]]  # level -> nominal, observed, by_step, n, n_by_step
     scale: float  # MASE denominator: naive in-sample MAE of the rows up to the first origin
     metrics: dict[str, PointMetrics]  # "model" and each baseline, over all steps
     metrics_by_step: dict[str, list[PointMetrics]]
@@ -162,6 +174,32 @@ class BacktestResult:
     verdict: str
     fit_seconds: list[float]
     predict_seconds: float
+    # The intervals `lstmcast predict` would have given at each origin (each fold calibrated like
+    # predict, on residuals before its refit origin) and their coverage; {} when the folds gave none.
+    predict_intervals: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    predict_coverage: dict[float, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> list[str]:
+        return self.config.methods
+
+    def steps(self) -> list[dict[str, Any]]:
+        """One row per step: its method, MAE, MASE and MAE ratio / skill against naive at that step,
+        and per level the coverage (with its number of forecasts) of the backtest's intervals
+        (``coverage``) and of the intervals predict gives (``predict_coverage``)."""
+        out = []
+        for s, method in enumerate(self.methods):
+            m, nv = self.metrics_by_step["model"][s], self.metrics_by_step["naive"][s]
+            ratio = m.mae / nv.mae if nv.mae else math.nan
+            out.append({
+                "step": s + 1, "method": method, "n": int(len(self.origins)), "mae": m.mae, "mase": m.mase,
+                "naive_mase": nv.mase, "mae_ratio": ratio, "skill": 1.0 - ratio,
+                "coverage": {level_key(lv): {"observed": c["by_step"][s], "n": c["n_by_step"][s]}
+                             for lv, c in self.coverage.items()},
+                "predict_coverage": {level_key(lv): {"observed": c["by_step"][s], "n": c["n_by_step"][s]}
+                                     for lv, c in self.predict_coverage.items()},
+            })
+        return out
 
     def to_dict(self, *, series: bool = True) -> dict:
         """JSON-able summary; ``series=False`` leaves out the per-origin arrays."""
@@ -175,6 +213,8 @@ class BacktestResult:
             "metrics_by_step": {k: [m.to_dict() for m in v] for k, v in self.metrics_by_step.items()},
             "dm": self.dm,
             "coverage": {level_key(k): v for k, v in self.coverage.items()},
+            "predict_coverage": {level_key(k): v for k, v in self.predict_coverage.items()},
+            "steps": self.steps(),
             "strategies": {k: v.to_dict(series=series) for k, v in self.strategies.items()},
             "mae_ratio": self.mae_ratio,
             "beats_naive": self.beats_naive,
@@ -232,7 +272,8 @@ def walk_forward(
 @dataclass
 class FoldOutput:
     """What one refit produced: forecasts at its origins, the model's own interval bounds (level ->
-    (lo, hi), empty unless intervals="model"), and how long fitting and predicting took."""
+    (lo, hi), calibrated as predict does; empty when not asked for), and how long fitting and
+    predicting took."""
 
     forecast: np.ndarray  # [len(fold.origins), horizon]
     bounds: dict[float, tuple[np.ndarray, np.ndarray]]
@@ -246,8 +287,10 @@ def run_fold(
     fit: Callable[[int, int], Any],
     predict: Callable[[Any, np.ndarray], np.ndarray],
     calibrate: Callable[[Any], conformal.Conformal] | None = None,
+    bound: Callable[[Any, np.ndarray], dict[float, tuple[np.ndarray, np.ndarray]]] | None = None,
 ) -> FoldOutput:
-    """Fit on the fold's rows, forecast its origins and (with ``calibrate``) bound them.
+    """Fit on the fold's rows, forecast its origins and bound them: ``calibrate(model)`` gives a
+    ``Conformal`` for the forecasts, or ``bound(model, forecasts)`` the bounds themselves.
 
     Independent of every other fold given the plan, so folds may run in any order or process.
     """
@@ -258,8 +301,11 @@ def run_fold(
     pred = np.asarray(predict(model, fold.origins), dtype="float64")
     predict_s = time.perf_counter() - t0
     bounds: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-    if calibrate is not None and pred.ndim == 2 and np.isfinite(pred).all():
-        bounds = {lv: (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in calibrate(model).interval(pred).items()}
+    if pred.ndim == 2 and np.isfinite(pred).all():
+        if bound is not None:
+            bounds = {lv: (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in bound(model, pred).items()}
+        elif calibrate is not None:
+            bounds = {lv: (np.asarray(lo), np.asarray(hi)) for lv, (lo, hi) in calibrate(model).interval(pred).items()}
     return FoldOutput(forecast=pred, bounds=bounds, fit_seconds=fit_s, predict_seconds=predict_s)
 
 
@@ -287,7 +333,7 @@ def assemble(
     forecast = np.empty((total, h))
     model_bounds: dict[float, tuple[np.ndarray, np.ndarray]] = {
         lv: (np.full((total, h), np.nan), np.full((total, h), np.nan)) for lv in config.levels
-    } if config.intervals == "model" else {}
+    } if config.intervals == "model" or any(out.bounds for out in folds) else {}
     fit_seconds: list[float] = []
     predict_seconds = 0.0
     done = 0
@@ -329,15 +375,7 @@ def assemble(
         bounds = model_bounds
     else:
         bounds = {}
-    cov = {}
-    for lv, (lo, hi) in bounds.items():
-        valid = ~np.isnan(lo)
-        cov[lv] = {
-            "nominal": lv,
-            "observed": conformal.coverage(actual, lo, hi),
-            "by_step": conformal.coverage(actual, lo, hi, axis=0).tolist(),
-            "n": int(valid.sum()),
-        }
+    cov = _coverage(actual, bounds)
 
     # MASE denominator: one-step naive MAE on the history the first model could see.
     first = int(o[0]) + 1
@@ -380,4 +418,21 @@ def assemble(
         baselines=baselines, intervals=bounds, coverage=cov, scale=scale, metrics=metrics,
         metrics_by_step=by_step, dm=dm, strategies=strategies, mae_ratio=ratio, beats_naive=beats,
         verdict=verdict, fit_seconds=fit_seconds, predict_seconds=predict_seconds,
+        predict_intervals=model_bounds, predict_coverage=_coverage(actual, model_bounds),
     )
+
+
+def _coverage(actual: np.ndarray, bounds: dict[float, tuple[np.ndarray, np.ndarray]]) -> dict[float, dict[str, Any]]:
+    """Per level: nominal, observed coverage over all steps and per step, and the number of
+    forecasts with an interval (``n``, ``n_by_step``)."""
+    cov = {}
+    for lv, (lo, hi) in bounds.items():
+        valid = ~np.isnan(lo) & ~np.isnan(hi) & np.isfinite(actual)
+        cov[lv] = {
+            "nominal": lv,
+            "observed": conformal.coverage(actual, lo, hi),
+            "by_step": conformal.coverage(actual, lo, hi, axis=0).tolist(),
+            "n": int(valid.sum()),
+            "n_by_step": valid.sum(axis=0).astype(int).tolist(),
+        }
+    return cov

@@ -1,11 +1,12 @@
 """The per-origin, per-step forecast table behind every backtest number (``backtest --output``).
 
 One row per origin and step: ``origin_time`` and ``target_time`` (ISO 8601, UTC), ``step``,
-``origin_close``, ``actual``, ``forecast`` (the model's point forecast), ``q<level>`` for every
-quantile of the model's predictive distribution (the backtest's ``--intervals`` method; empty
-while fewer than 20 causal residuals exist), one column per baseline's point forecast, and
-``mase_scale`` (the MASE denominator, the same on every row). The README recipe recomputes MAE,
-MASE, CRPS and coverage from this table with pandas alone.
+``method`` (``direct`` within the model's trained horizon, ``recursive`` after), ``origin_close``,
+``actual``, ``forecast`` (the model's point forecast), ``q<level>`` for every quantile of the
+model's predictive distribution (the backtest's ``--intervals`` method; empty while fewer than 20
+causal residuals exist), one column per baseline's point forecast, and ``mase_scale`` (the MASE
+denominator, the same on every row). The README recipe recomputes MAE, MASE, CRPS and coverage
+from this table with pandas alone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def forecast_table(result: Any, index: pd.DatetimeIndex, distribution: Any) -> p
 
     cols: dict[str, Any] = {
         "origin_time": iso(org), "target_time": iso(tgt), "step": np.tile(steps, n),
+        "method": np.tile(np.asarray(result.methods, dtype=object), n),
         "origin_close": np.repeat(np.asarray(result.last, dtype="float64"), h),
         "actual": result.actual.reshape(-1), "forecast": result.forecast.reshape(-1),
     }

@@ -160,3 +160,43 @@ def calibration_residuals(
     out[: len(direct), :h] = direct
     out[: len(rec), h:] = rec
     return out
+
+
+def step_intervals(
+    fitted: Any, prepared: Prepared, pred: np.ndarray, *, direct_residuals: np.ndarray,
+    levels: tuple[float, ...], mode: str, last_row: int,
+) -> tuple[dict[float, tuple[np.ndarray, np.ndarray]], list[int]]:
+    """Split-conformal bounds ``level -> (lo, hi)`` ``[m, N]`` for forecasts ``pred`` ``[m, N]`` of
+    ``predict_ahead``, and the held-out residuals behind each step (``[N]``).
+
+    The one calibration of ``lstmcast predict`` and of every backtest fold. Direct steps:
+    ``direct_residuals`` (the run's validation residuals, ``[n, H]``). Recursive steps:
+    ``recursive_residuals`` with targets ``<= last_row`` (predict: the forecast origin; a backtest
+    fold: its refit origin ``fitted.end - 1``). A part with no residuals has NaN bounds.
+    """
+    from lstmcast.evaluate import conformal
+
+    pred = np.asarray(pred, dtype="float64")
+    m, h = pred.shape
+    trained = fitted.features.horizon
+    direct_res = np.asarray(direct_residuals, dtype="float64")
+    direct_res = (direct_res[:, None] if direct_res.ndim == 1 else direct_res)[:, : min(h, trained)]
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}
+    counts = [int(np.isfinite(direct_res[:, s]).sum()) for s in range(direct_res.shape[1])]
+    if len(direct_res):
+        bands = conformal.fit(direct_res, levels=levels, mode=mode).interval(pred[:, : direct_res.shape[1]])
+    if h <= trained:
+        return bands, counts
+    rec = recursive_residuals(fitted, prepared, horizon=h, mode=mode, last_row=last_row)[:, trained:]
+    counts += [int(np.isfinite(rec[:, s]).sum()) for s in range(h - trained)]
+    rec_bands = (conformal.fit(rec, levels=levels, mode=mode).interval(pred[:, trained:])
+                 if len(rec) and np.isfinite(rec).any() else {})
+    nan_direct, nan_rec = np.full((m, trained), np.nan), np.full((m, h - trained), np.nan)
+    joined = {
+        lv: (np.concatenate([bands[lv][0] if lv in bands else nan_direct,
+                             rec_bands[lv][0] if lv in rec_bands else nan_rec], axis=1),
+             np.concatenate([bands[lv][1] if lv in bands else nan_direct,
+                             rec_bands[lv][1] if lv in rec_bands else nan_rec], axis=1))
+        for lv in levels if lv in bands or lv in rec_bands
+    }
+    return joined, counts

@@ -85,20 +85,31 @@ def plan_series(
     start: str | None = None, end: str | None = None,
 ) -> SeriesPlan:
     """Read, prepare and plan one series (the only place the backtest touches the store)."""
+    key = store.resolve(spec, interval)
+    manifest = store.manifest(key)
+    return plan_frame(store.load(key), key=key, kind=manifest.get("kind", "price"),
+                      market=manifest.get("market", "crypto"), settings=settings, config=config,
+                      start=start, end=end)
+
+
+def plan_frame(
+    frame: pd.DataFrame, *, key: SeriesKey, kind: str, market: str, settings: Any, config: wf.BacktestConfig,
+    start: str | None = None, end: str | None = None,
+) -> SeriesPlan:
+    """Prepare and plan the canonical bars ``frame`` of the series ``key`` (a store's, or a frame of
+    the Python API's); ``config.horizon`` steps are scored, the model trains for ``settings.horizon``."""
     from lstmcast.features import FeatureConfig, bars_needed, prepare
 
     features, train = FeatureConfig.from_settings(settings), settings.training()
-    if config.horizon != features.horizon:
-        raise UsageError(f"backtest horizon ({config.horizon}) must equal the model horizon ({features.horizon})")
-    key = store.resolve(spec, interval)
-    manifest = store.manifest(key)
-    frame = store.load(key)
-    kind, market = manifest.get("kind", "price"), manifest.get("market", "crypto")
+    if config.trained_horizon not in (None, features.horizon):
+        raise UsageError(f"the backtest's trained horizon ({config.trained_horizon}) must equal the model "
+                         f"horizon ({features.horizon})")
+    config = dataclasses.replace(config, trained_horizon=features.horizon)
     prepared = prepare(frame, kind=kind, features=features)  # once; every fold of every family slices it
     need = bars_needed(features, val_fraction=train.val_fraction)
     if config.window == "rolling" and config.train_size is not None and config.train_size < need:
         raise UsageError(f"--train-size ({config.train_size}) must be at least {need} bars for this look-back")
-    origins = choose_origins(frame.index, first_allowed=need - 1, horizon=features.horizon, start=start, end=end)
+    origins = choose_origins(frame.index, first_allowed=need - 1, horizon=config.horizon, start=start, end=end)
     sched = wf.plan(len(prepared), origins=origins, config=config)
     return SeriesPlan(key=key, index=frame.index, prepared=prepared, settings=settings, config=config,
                       origins=origins, plan=sched, kind=kind, market=market)
@@ -120,31 +131,38 @@ class RefitTask:
     origins: np.ndarray
     kind: str
     levels: tuple[float, ...]
-    model_intervals: bool  # calibrate intervals on the fit's own validation residuals
+    model_intervals: bool  # bound the forecasts as predict does (held-out residuals before the refit origin)
+    horizon: int | None = None  # steps to forecast (None: the model's); beyond its horizon, recursively
 
 
 def run_refit(task: RefitTask, shared: Mapping[str, Any]) -> wf.FoldOutput:
-    """Fit ``task.family`` on rows ``[start, end)`` and forecast the fold's origins (a worker's job).
+    """Fit ``task.family`` on rows ``[start, end)`` and forecast the fold's origins (a worker's job):
+    ``task.horizon`` steps, those beyond the model's horizon recursively, as ``lstmcast predict`` does.
 
     Reads only its arguments; returns forecasts (and interval bounds), never writes.
     """
     from lstmcast import registry
     from lstmcast.evaluate import conformal
     from lstmcast.forecasters import forecaster
+    from lstmcast.forecasters.recursive import predict_ahead, step_intervals
 
     prepared = shared[task.series]
     recipe = forecaster(task.settings)
     mode = conformal.mode_for(task.kind)
 
-    def calibrate(fitted: Any) -> conformal.Conformal:
-        # The fold's own validation residuals: they precede the refit origin, like predict's.
-        return conformal.fit(registry.residuals(fitted, kind=task.kind), levels=task.levels, mode=mode)
+    def bound(fitted: Any, pred: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        # Calibrated as predict does: the fit's own validation residuals for the direct steps,
+        # recursive forecasts at its validation origins for the later ones, every target at or
+        # before the refit origin (fitted.end - 1), so no later bar shapes an interval.
+        bands, _ = step_intervals(fitted, prepared, pred, direct_residuals=registry.residuals(fitted, kind=task.kind),
+                                  levels=task.levels, mode=mode, last_row=fitted.end - 1)
+        return bands
 
     return wf.run_fold(
         wf.Fold(start=task.start, end=task.end, origins=task.origins),
         fit=lambda lo, hi: recipe.fit(prepared, start=lo, end=hi),
-        predict=lambda fitted, at: fitted.predict_close(prepared, at),
-        calibrate=calibrate if task.model_intervals else None,
+        predict=lambda fitted, at: predict_ahead(fitted, prepared, at, horizon=task.horizon),
+        bound=bound if task.model_intervals else None,
     )
 
 
@@ -161,7 +179,7 @@ def refit_tasks(sp: SeriesPlan, families: Sequence[str], *, threads: int | None 
             payload = RefitTask(
                 series=sp.key.spec, family=family, refit=i, settings=sp.settings.model_copy(update=values),
                 start=fold.start, end=fold.end, origins=fold.origins, kind=sp.kind, levels=sp.config.levels,
-                model_intervals=sp.config.intervals == "model",
+                model_intervals=sp.config.intervals != "none", horizon=sp.config.horizon,
             )
             tasks.append(Task(key=task_key(sp.key.spec, family, i, n), payload=payload))
     return tasks
@@ -326,11 +344,14 @@ def backtest_many(
     executor: Any = None,
     on_plan: Callable[[int, list[SeriesPlan]], None] | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
+    horizon: int | None = None,
 ) -> MultiBacktest:
     """Backtest ``families`` on every series in ``specs``; refits × families × series go through one
     ``executor.map`` (a plain in-process loop without one). ``executor`` is an ``executor.Executor``
     or a callable ``n_tasks -> Executor``, made once the plan has counted the tasks and closed here.
-    ``settings_for(spec)`` gives each series' settings (its horizon sets the backtest's).
+    ``settings_for(spec)`` gives each series' settings: the model each refit trains (its horizon H).
+    ``horizon`` N is how many steps are forecast and scored (default: H), as ``lstmcast predict
+    --horizon N`` would: steps up to H direct, later ones recursive.
     A series that cannot be read or planned, or a family whose refit fails, fails alone: it is listed in ``failures``.
     """
     if not specs:
@@ -346,7 +367,8 @@ def backtest_many(
     for spec in specs:
         try:
             settings = settings_for(spec)
-            cfg = dataclasses.replace(config, horizon=settings.horizon)
+            cfg = dataclasses.replace(config, horizon=settings.horizon if horizon is None else horizon,
+                                      trained_horizon=settings.horizon)
             sp = plan_series(store, spec, interval=interval, settings=settings, config=cfg, start=start, end=end)
         except LstmcastError as e:
             failures.append(Failure(series=spec, error=str(e), exit_code=e.exit_code, exc=e))
@@ -356,6 +378,27 @@ def backtest_many(
         seen[sp.key.spec] = spec
         plans.append(sp)
 
+    return run_plans(plans, families, config=config, executor=executor, on_plan=on_plan, on_progress=on_progress,
+                     failures=failures, t0=t0)
+
+
+def run_plans(
+    plans: list[SeriesPlan],
+    families: Sequence[str],
+    *,
+    config: wf.BacktestConfig,
+    executor: Any = None,
+    on_plan: Callable[[int, list[SeriesPlan]], None] | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    failures: list[Failure] | None = None,
+    t0: float | None = None,
+    score: bool = True,
+) -> MultiBacktest:
+    """Run every refit of every family on every planned series (``backtest_many`` after reading the
+    store; ``lstmcast.backtest`` on a frame) and assemble and score each family's walk-forward.
+    ``score=False`` skips the probabilistic scores (``SeriesBacktest.scoring`` stays empty)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    failures = [] if failures is None else failures
     n_tasks = sum(sp.plan.n_refits for sp in plans) * len(families)
     owned = executor is not None and not hasattr(executor, "map")  # a factory: n_tasks -> Executor
     if owned:
@@ -385,7 +428,7 @@ def backtest_many(
             except LstmcastError as e:
                 series_failures.append(Failure(series=sp.key.spec, family=family, error=str(e), exit_code=3, exc=e))
         failures.extend(series_failures)
-        scoring = _score_families(per_family, sp, config.intervals)
+        scoring = _score_families(per_family, sp, config.intervals) if score else {}
         if per_family:
             setup = {**setup_dict(sp.settings), "families": list(per_family),
                      "seeds": "task_seed(seed, series, refit index, family)",
@@ -488,14 +531,15 @@ def backtest_series(
     settings: Any = None,
     executor: Any = None,
 ) -> BacktestReport:
-    """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only."""
+    """Walk-forward backtest of one model family on a stored series; every fold sees rows <= its origin only.
+
+    ``config.horizon`` steps are forecast; the model trains for ``settings.horizon`` and forecasts
+    any later step recursively."""
     from lstmcast.pipelines.train import compose
 
     if settings is None:
         settings = compose(features=features, model=model, train=train, family=family)
     config = config or wf.BacktestConfig(horizon=settings.horizon)
-    if config.horizon != settings.horizon:
-        raise UsageError(f"backtest horizon ({config.horizon}) must equal the model horizon ({settings.horizon})")
     origins_total = 0
 
     def plan_cb(n_tasks: int, plans: list[SeriesPlan]) -> None:
@@ -512,7 +556,7 @@ def backtest_series(
     t0 = time.perf_counter()
     multi = backtest_many(store, [spec], interval=interval, settings_for=lambda _s: settings,
                           families=[settings.family], config=config, start=start, end=end, executor=executor,
-                          on_plan=plan_cb, on_progress=progress_cb)
+                          on_plan=plan_cb, on_progress=progress_cb, horizon=config.horizon)
     if multi.failures:
         f = multi.failures[0]
         if f.exc is not None:

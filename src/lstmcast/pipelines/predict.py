@@ -148,7 +148,7 @@ def predict_series(
     from lstmcast import registry
     from lstmcast.evaluate import conformal
     from lstmcast.features import prepare
-    from lstmcast.forecasters.recursive import methods, predict_ahead, recursive_residuals
+    from lstmcast.forecasters.recursive import methods, predict_ahead, step_intervals
 
     key = store.resolve(spec, interval)
     manifest = store.manifest(key)
@@ -204,28 +204,8 @@ def predict_series(
     origin = len(prepared) - 1
     pred = predict_ahead(loaded.fitted, prepared, np.array([origin]), horizon=h)
     last_close = float(prepared.close[origin])
-    mode = conformal.mode_for(kind)
-    levels = tuple(levels)
-    direct_res = loaded.residuals[:, : min(h, trained)]
-    bands: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-    counts = [int(np.isfinite(direct_res[:, s]).sum()) for s in range(direct_res.shape[1])]
-    if len(direct_res):
-        bands = conformal.fit(direct_res, levels=levels, mode=mode).interval(pred[:, : direct_res.shape[1]])
-    if h > trained:
-        # the recursive steps: residuals of recursive forecasts at the run's validation origins, targets <= origin
-        rec = recursive_residuals(loaded.fitted, prepared, horizon=h, mode=mode, last_row=origin)[:, trained:]
-        counts += [int(np.isfinite(rec[:, s]).sum()) for s in range(h - trained)]
-        rec_bands = (conformal.fit(rec, levels=levels, mode=mode).interval(pred[:, trained:])
-                     if len(rec) and np.isfinite(rec).any() else {})
-        nan = np.full((1, h - trained), np.nan)
-        bands = {
-            lv: tuple(
-                np.concatenate([bands[lv][i] if lv in bands else np.full((1, trained), np.nan),
-                                rec_bands[lv][i] if lv in rec_bands else nan], axis=1)
-                for i in (0, 1)
-            )
-            for lv in levels if lv in bands or lv in rec_bands
-        }
+    bands, counts = step_intervals(loaded.fitted, prepared, pred, direct_residuals=loaded.residuals,
+                                   levels=tuple(levels), mode=conformal.mode_for(kind), last_row=origin)
     times = calendar.next_bars(frame.index[-1], h, iv, market)
     kinds = methods(trained, h)
     steps = []
@@ -243,7 +223,7 @@ def predict_series(
     return PredictReport(
         key=key, run_id=loaded.run_id, model_key=loaded.key, model_data_last=model_last,
         data_last=frame.index[-1], last_close=last_close, kind=kind, market=market,
-        levels=levels, steps=steps, calibration_n=len(loaded.residuals), warnings=warnings,
+        levels=tuple(levels), steps=steps, calibration_n=len(loaded.residuals), warnings=warnings,
         family=loaded.family, trained_horizon=trained,
     )
 
