@@ -143,7 +143,12 @@ def test_no_new_bars_skips_training_unless_forced(tmp_path):
     fake = FakeSteps(tmp_path, new_bars=False)
     s = runner.run_watchlist(tmp_path, cfg, only=["AAA"], steps=fake.steps(), log=log)
     assert [st for st, _ in fake.calls] == ["fetch", "needs", "forecast", "prune"]
-    assert s.entries[0].trained is None and s.entries[0].forecast == "2024-01-03: 103"
+    assert s.entries[0].trained is None and s.entries[0].forecast_line == "2024-01-03: 103"
+    # the outcome carries the forecast as recorded: the object latest.json holds
+    latest = forecasts.latest(tmp_path, SeriesKey("import", "AAA", "1d"))
+    assert s.entries[0].forecast == latest and latest["steps"][0]["predicted"] == 103
+    # runs.jsonl keeps the one-line form
+    assert runlog.run_record(s.to_dict())["entries"][0]["forecast"] == "2024-01-03: 103"
     fake = FakeSteps(tmp_path, new_bars=False)
     runner.run_watchlist(tmp_path, cfg, only=["AAA"], force=True, steps=fake.steps(), log=log)
     assert [st for st, _ in fake.calls] == ["fetch", "train", "promote", "forecast", "prune"]

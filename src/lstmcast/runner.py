@@ -56,7 +56,7 @@ class EntryOutcome:
     fetched: int | None = None  # rows added; None: the fetch did not happen or failed
     trained: str | None = None  # challenger run id
     promoted: bool | None = None
-    forecast: str | None = None  # "2024-05-02: 187.3" (first step)
+    forecast: dict[str, Any] | None = None  # the recorded forecast: ``forecasts.Forecast.to_dict()``
     scored: int = 0  # earlier forecast rows whose outcome is now known
     pruned: int = 0
     error: str | None = None  # "train: not enough data ..."
@@ -65,6 +65,13 @@ class EntryOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def forecast_line(self) -> str | None:
+        """The forecast's first step as text, ``"2024-05-02: 187.3"`` (None without a forecast)."""
+        from lstmcast.forecasts import headline
+
+        return None if self.forecast is None else headline(self.forecast)
 
 
 @dataclass
@@ -262,7 +269,7 @@ def _run_entry(
         log.info(
             "%s: forecast %s (model %s)%s",
             entry,
-            out.forecast,
+            out.forecast_line,
             fc.run_id,
             f"; scored {out.scored} earlier forecast row(s)" if out.scored else "",
         )
@@ -295,8 +302,9 @@ def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
         raise InterruptedRun(f"stopped by signal during {where}: {e}") from e
 
 
-def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
-    """Write the forecast into its history and score earlier rows against the stored prices."""
+def _record_forecast(data_dir: Path, fc: Any) -> tuple[dict[str, Any], int]:
+    """Write the forecast into its history and score earlier rows against the stored prices; returns
+    the forecast as ``latest.json`` holds it and how many earlier rows were scored."""
     from lstmcast import forecasts
     from lstmcast.data.store import Store
 
@@ -305,8 +313,7 @@ def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
     before = forecasts.load_history(data_dir, fc.key)
     history = forecasts.record(data_dir, fc, frame=frame)
     scored = int(history["actual"].notna().sum()) - int(before["actual"].notna().sum())
-    first = f"{fc.target_times[0].isoformat().replace('T00:00:00+00:00', '')}: {fc.predicted[0]:.6g}"
-    return first, max(scored, 0)
+    return fc.to_dict(), max(scored, 0)
 
 
 # -- the real steps: each one a pipeline ----------------------------------------------------------

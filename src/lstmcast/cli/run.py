@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from lstmcast.cli import common
-from lstmcast.errors import LstmcastError
 
 
 def init_cmd(
@@ -105,31 +104,11 @@ def run_cmd(
     finally:
         lock.__exit__(None, None, None)
     if as_json:
-        common.print_json({**_structured(summary.to_dict(), data_dir=data_dir, entries=cfg.select(picked)),
-                           **report.to_dict()})
+        common.print_json({**summary.to_dict(), **report.to_dict()})
     else:
         _render(summary)
         _render_live(report)
     raise typer.Exit(summary.exit_code)
-
-
-def _structured(doc: dict, *, data_dir: Path, entries) -> dict:  # type: ignore[no-untyped-def]
-    """``run --json`` with each entry's forecast as an object (series, run_id, origin, steps with
-    ISO 8601 target times and numbers), read back from the ``latest.json`` this run wrote, instead of
-    the one-line text the table shows."""
-    from lstmcast import forecasts, runner
-
-    by_name = {str(e): e for e in entries}
-    for row in doc["entries"]:
-        text, row["forecast"] = row.get("forecast"), None
-        entry = by_name.get(row["entry"])
-        if text is None or entry is None:
-            continue
-        try:
-            row["forecast"] = forecasts.latest(data_dir, runner.series_key(entry))
-        except LstmcastError as e:  # the run itself succeeded; say what is missing instead of failing it
-            common.warn(f"{row['entry']}: cannot read the forecast just written: {e}")
-    return doc
 
 
 def _utc_iso() -> str:
@@ -169,7 +148,7 @@ def _render(summary) -> None:
             C("promoted", common.ID), C("forecast", common.ID), C("error", common.TEXT)]
     short = common.short_ids([e.trained for e in summary.entries if isinstance(e.trained, str)])
     rows = [[Text(e.entry), Text(show(e.fetched)), Text(short.get(e.trained, show(e.trained))), Text(show(e.promoted)),
-             Text(show(e.forecast)), Text(e.error or "", style="red")] for e in summary.entries]
+             Text(show(e.forecast_line)), Text(e.error or "", style="red")] for e in summary.entries]
     con.print(common.table(f"lstmcast run {summary.run_id}", cols, rows))
 
 def register(app: typer.Typer) -> None:
