@@ -31,6 +31,7 @@ from lstmcast.errors import InterruptedRun, LockedError, StoreError
 
 LOGGER_NAME = "lstmcast"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 class WrappingFormatter(logging.Formatter):
@@ -106,7 +107,7 @@ def run_logging(
     path = log_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(LOGGER_NAME)
-    fmt = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    fmt = logging.Formatter(LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
     file_handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -53,6 +55,9 @@ def run_cmd(
     checks.json beside its forecast history, the run to DATA_DIR/logs/runs.jsonl, and one
     notification to the [notify] URLs; neither the checks nor a notification changes the exit code.
 
+    On a terminal, one live line per entry shows its stage and result (warnings and errors above
+    it); elsewhere, and with --json, the log lines go to stderr.
+
     Exit codes: 0 all entries succeeded, 3 some failed, 1 all failed, 75 another run holds the
     lock, 130 stopped by SIGTERM or Ctrl-C. Logs go to DATA_DIR/logs/lstmcast.log.
     """
@@ -77,20 +82,24 @@ def run_cmd(
         with runlog.run_logging(data_dir, terminal=False, **logs) as log:
             log.error("%s", e)  # so the log shows why a scheduled run did nothing
         raise
+    # on a terminal, one live line per entry (run_display); cron, pipes and --json: the plain log lines
+    live_lines = not as_json and sys.stderr.isatty()
     try:
-        with runlog.run_logging(data_dir, **logs) as log, runlog.sigterm_stops() as stop:
+        with runlog.run_logging(data_dir, terminal=not live_lines, **logs) as log, runlog.sigterm_stops() as stop, \
+                _status(log, live_lines, verbose=settings.verbose) as display:
             log.info("config %s, data directory %s", path, data_dir)
             started = _utc_iso()
             try:
-                summary = runner.run_watchlist(
-                    data_dir,
-                    cfg,
-                    only=picked,
-                    force=force,
-                    steps=steps,
-                    log=log,
-                    stop=stop,
-                )
+                with display.showing() if display else contextlib.nullcontext():
+                    summary = runner.run_watchlist(
+                        data_dir,
+                        cfg,
+                        only=picked,
+                        force=force,
+                        steps=replace(steps, on_stage=display.on_stage) if display else steps,
+                        log=log,
+                        stop=stop,
+                    )
             except InterruptedRun:
                 # the summary so far stays inside the runner; record that the run did not finish
                 with contextlib.suppress(Exception):
@@ -109,6 +118,15 @@ def run_cmd(
         _render(summary)
         _render_live(report)
     raise typer.Exit(summary.exit_code)
+
+
+def _status(log, live_lines: bool, *, verbose: bool):  # type: ignore[no-untyped-def]
+    """The live display's context (``run_display.terminal_status``), or one that yields None."""
+    if not live_lines:
+        return contextlib.nullcontext()
+    from lstmcast.cli.run_display import terminal_status
+
+    return terminal_status(log, verbose=verbose)
 
 
 def _utc_iso() -> str:
