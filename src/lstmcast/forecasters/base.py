@@ -24,7 +24,12 @@ FAMILIES = (*RNN_FAMILIES, "linear", *BASELINE_FAMILIES)
 
 @runtime_checkable
 class Fitted(Protocol):
-    """A fitted artifact plus what its fit saw (the validation part is the run's calibration)."""
+    """A fitted artifact plus what its fit saw (the validation part is the run's calibration).
+
+    The type the pipelines see. Every family's artifact gets the record attributes below (and
+    ``device_description``) from ``FitRecord``; only ``family``, ``features``, ``feature_names`` and
+    the two methods are its own.
+    """
 
     family: str
     features: FeatureConfig
