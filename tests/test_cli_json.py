@@ -55,6 +55,11 @@ def test_run_json_has_structured_forecasts(cli, data_dir, btc_csv):
     f = doc["entries"][0]["forecast"]
     assert f["series"] == "import:BTC-USD" and f["origin"].startswith("2019-10-17")
     assert f["steps"][0]["target_time"].startswith("2019-10-18") and isinstance(f["steps"][0]["predicted"], float)
+    # the object the run recorded, as latest.json holds it (NaN there is null here)
+    from lstmcast.data.store import SeriesKey
+    from lstmcast.jsonable import to_jsonable
+
+    assert f == to_jsonable(forecasts.latest(data_dir, SeriesKey("import", "BTC-USD", "1d")))
 
 
 # one failing invocation per command family: (args, exit code)

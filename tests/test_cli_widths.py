@@ -103,14 +103,14 @@ def test_run_summary_fits(capsys, monkeypatch, width):
     monkeypatch.setenv("COLUMNS", str(width))
     summary = RunSummary(run_id="20261202T080552123Z-a1b2c3", started="2026-12-02T08:05:52+00:00", entries=[
         EntryOutcome("yahoo:AAPL 1d", fetched=1, trained="20261202T080552123Z-a1b2c3", promoted=True,
-                     forecast="2026-12-03: 187.3456"),
+                     forecast={"steps": [{"target_time": "2026-12-03T00:00:00+00:00", "predicted": 187.3456}]}),
         EntryOutcome("binance:BTC/USDT 1h", fetched=0, error="train: not enough data: 40 rows, the look-back "
                      "window needs at least 61 (lower --lookback or fetch more history)"),
     ])
     run._render(summary)
     text = capsys.readouterr().out
     _assert_fits(text, width, "run summary")
-    assert "20261202T080552" in text and "2026-12-03: 187.3456" in text and "binance:BTC/USDT 1h" in text
+    assert "20261202T080552" in text and "2026-12-03: 187.346" in text and "binance:BTC/USDT 1h" in text
 
 
 def test_narrow_terminal_stacks_rather_than_cuts():

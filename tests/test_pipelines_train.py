@@ -15,6 +15,7 @@ from lstmcast import features as F
 from lstmcast import registry
 from lstmcast.data.store import SeriesKey, Store
 from lstmcast.forecasters import FAMILIES
+from lstmcast.forecasters.base import FitRecord, record_fields
 from lstmcast.pipelines.train import Artifact, SeriesData, fit_artifact, fit_task, save_trained
 from lstmcast.settings import Settings
 
@@ -34,7 +35,9 @@ def test_artifact_rebuilds_the_fit_across_a_process_boundary(family, frame):
     fitted = fit_artifact(prepared, s)
     art = pickle.loads(pickle.dumps(fit_task((prepared, s))))  # what a worker sends back
     assert isinstance(art, Artifact) and art.family == family
+    assert tuple(art.record) == record_fields()  # every family's artifact carries the whole record
     again = art.fitted()
+    assert isinstance(fitted, FitRecord) and isinstance(again, FitRecord)
     origins = np.arange(150, 197)
     # the driver rebuilds torch families as the numpy forward pass (no torch import there): equal to float error
     np.testing.assert_allclose(again.predict_close(prepared, origins), fitted.predict_close(prepared, origins),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import pandas as pd
@@ -143,7 +144,12 @@ def test_no_new_bars_skips_training_unless_forced(tmp_path):
     fake = FakeSteps(tmp_path, new_bars=False)
     s = runner.run_watchlist(tmp_path, cfg, only=["AAA"], steps=fake.steps(), log=log)
     assert [st for st, _ in fake.calls] == ["fetch", "needs", "forecast", "prune"]
-    assert s.entries[0].trained is None and s.entries[0].forecast == "2024-01-03: 103"
+    assert s.entries[0].trained is None and s.entries[0].forecast_line == "2024-01-03: 103"
+    # the outcome carries the forecast as recorded: the object latest.json holds
+    latest = forecasts.latest(tmp_path, SeriesKey("import", "AAA", "1d"))
+    assert s.entries[0].forecast == latest and latest["steps"][0]["predicted"] == 103
+    # runs.jsonl keeps the one-line form
+    assert runlog.run_record(s.to_dict())["entries"][0]["forecast"] == "2024-01-03: 103"
     fake = FakeSteps(tmp_path, new_bars=False)
     runner.run_watchlist(tmp_path, cfg, only=["AAA"], force=True, steps=fake.steps(), log=log)
     assert [st for st, _ in fake.calls] == ["fetch", "train", "promote", "forecast", "prune"]
@@ -240,6 +246,7 @@ def test_second_run_exits_75_while_the_lock_is_held(run_cli, data_dir):
 
 SCRIPT = """
 import sys, time
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from lstmcast import runner
 from lstmcast.cli.main import main
@@ -312,3 +319,67 @@ def test_imported_entry_missing_from_the_store_fails_with_a_hint(run_cli, data_d
 def test_which_sources_are_fetched():
     assert runner.is_fetchable(None) and runner.is_fetchable("yahoo") and runner.is_fetchable("binance")
     assert not runner.is_fetchable("import") and not runner.is_fetchable("my-csv-files")
+
+
+def _stages(steps: runner.Steps) -> tuple[runner.Steps, dict[str, list[str]]]:
+    seen: dict[str, list[str]] = {}
+
+    def on_stage(entry: str, stage: str, out: runner.EntryOutcome) -> None:
+        assert out.entry == entry and stage in runner.STAGES
+        seen.setdefault(entry, []).append(stage)
+
+    return dataclasses_replace(steps, on_stage=on_stage), seen
+
+
+def test_the_stage_hook_follows_each_entry_and_a_failure_ends_failed(tmp_path):
+    fake = FakeSteps(tmp_path, fail={"promote:BBB": TemporaryFetchError("boom")}, new_bars=True)
+    steps, seen = _stages(fake.steps())
+    s = runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=steps, log=logging.getLogger("t"))
+    full = ["waiting", "fetching", "training", "promoting", "forecasting", "done"]
+    assert seen == {"import:AAA 1d": full, "import:BBB 1d": full[:4] + ["failed"], "import:CCC 1d": full}
+    assert [e.ok for e in s.entries] == [True, False, True]
+    # every entry is announced before the first one starts
+    fake = FakeSteps(tmp_path, new_bars=False, fail={"fetch:AAA": TemporaryFetchError("down")})
+    order: list[tuple[str, str]] = []
+    steps = dataclasses_replace(fake.steps(), on_stage=lambda e, st, out: order.append((e.split()[0], st)))
+    runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=steps, log=logging.getLogger("t"))
+    assert order[:4] == [("import:AAA", "waiting"), ("import:BBB", "waiting"), ("import:CCC", "waiting"),
+                         ("import:AAA", "fetching")]
+    assert order[4] == ("import:AAA", "failed")
+    assert [st for e, st in order if e == "import:BBB"] == ["waiting", "fetching", "forecasting", "done"]
+
+
+def test_the_stage_hook_with_challengers_trained_together(tmp_path):
+    """With ``train_challengers`` the driver tells the stages: each entry waits after its fetch,
+    trains with the others, waits again once its own task is done, then is promoted in turn."""
+    fake = FakeSteps(tmp_path)
+    done_order: list[str] = []
+
+    def train_challengers(items, *, on_done):
+        out = {}
+        for e, _ in reversed(items):  # tasks finish in any order
+            if e.symbol == "CCC":
+                out[str(e)] = TemporaryFetchError("the worker died")
+            else:
+                out[str(e)] = f"run-{e.symbol}"
+            on_done(str(e))
+            done_order.append(e.symbol)
+        return out
+
+    steps, seen = _stages(dataclasses_replace(fake.steps(), train_challengers=train_challengers))
+    s = runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=steps, log=logging.getLogger("t"))
+    together = ["waiting", "fetching", "waiting", "training", "waiting"]
+    assert seen["import:AAA 1d"] == [*together, "promoting", "forecasting", "done"]
+    assert seen["import:CCC 1d"] == [*together, "failed"]
+    assert done_order == ["CCC", "BBB", "AAA"] and [e.ok for e in s.entries] == [True, True, False]
+
+
+def test_a_stage_hook_that_breaks_fails_no_entry(tmp_path, caplog):
+    def broken(entry, stage, out):
+        raise RuntimeError("display bug")
+
+    steps = dataclasses_replace(FakeSteps(tmp_path).steps(), on_stage=broken)
+    with caplog.at_level(logging.INFO, logger="t"):
+        s = runner.run_watchlist(tmp_path, parse_config(CONFIG), steps=steps, log=logging.getLogger("t"))
+    assert s.exit_code == 0 and all(e.ok for e in s.entries)
+    assert "the stage hook failed on import:AAA 1d (waiting)" in caplog.text and "display bug" in caplog.text

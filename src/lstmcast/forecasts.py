@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,12 @@ class Forecast:
                 for i, (t, p) in enumerate(zip(self.target_times, self.predicted, strict=True))
             ],
         }
+
+
+def headline(forecast: Mapping[str, Any]) -> str:
+    """``"2024-05-02: 187.3"``: the first step of a ``Forecast.to_dict()`` (a daily bar by its date)."""
+    first = forecast["steps"][0]
+    return f"{str(first['target_time']).replace('T00:00:00+00:00', '')}: {first['predicted']:.6g}"
 
 
 def folder(data_dir: Path, key: SeriesKey) -> Path:

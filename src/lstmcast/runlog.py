@@ -31,6 +31,7 @@ from lstmcast.errors import InterruptedRun, LockedError, StoreError
 
 LOGGER_NAME = "lstmcast"
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 class WrappingFormatter(logging.Formatter):
@@ -106,7 +107,7 @@ def run_logging(
     path = log_path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     logger = logging.getLogger(LOGGER_NAME)
-    fmt = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z")
+    fmt = logging.Formatter(LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
     file_handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
     )
@@ -185,9 +186,18 @@ ENTRY_RECORD_KEYS = ("entry", "ok", "error", "fetched", "trained", "promoted", "
 
 
 def run_record(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """The line ``runs.jsonl`` keeps of a ``RunSummary.to_dict()``: the run and each entry's outcome."""
+    """The line ``runs.jsonl`` keeps of a ``RunSummary.to_dict()``: the run and each entry's outcome
+    (its forecast as the one-line first step, ``"2024-05-02: 187.3"``)."""
+    from lstmcast.forecasts import headline
+
+    def entry(e: Mapping[str, Any]) -> dict[str, Any]:
+        row = {k: e.get(k) for k in ENTRY_RECORD_KEYS}
+        if isinstance(row["forecast"], Mapping):
+            row["forecast"] = headline(row["forecast"])
+        return row
+
     out = {k: summary.get(k) for k in RUN_RECORD_KEYS if k != "entries"}
-    out["entries"] = [{k: e.get(k) for k in ENTRY_RECORD_KEYS} for e in summary.get("entries") or []]
+    out["entries"] = [entry(e) for e in summary.get("entries") or []]
     return out
 
 

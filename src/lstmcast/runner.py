@@ -44,8 +44,17 @@ class Steps:
     # optional: trains the challengers of several entries at once (through an executor) and saves
     # them; returns {str(entry): run id, or the exception that entry's training raised}. When set,
     # the run fetches and checks every entry first, trains all challengers together, then
-    # promotes, forecasts and prunes entry by entry.
-    train_challengers: Callable[[list[tuple[WatchEntry, ModelDefaults]]], dict[str, Any]] | None = None
+    # promotes, forecasts and prunes entry by entry. Called with ``on_done=`` a callback that takes
+    # str(entry) as each one's task finishes (it may ignore it).
+    train_challengers: Callable[..., dict[str, Any]] | None = None
+    # optional: told each entry's stage as the run moves: ``on_stage(str(entry), stage, outcome)``
+    # with a stage of ``STAGES`` and the entry's outcome so far (``lstmcast run``'s live display)
+    on_stage: Callable[[str, str, EntryOutcome], None] | None = None
+
+
+# what ``Steps.on_stage`` is told, per entry, in this order (stages an entry does not need are skipped;
+# with ``train_challengers`` an entry waits again between its own steps and the shared training)
+STAGES = ("waiting", "fetching", "training", "promoting", "forecasting", "done", "failed")
 
 
 @dataclass
@@ -56,7 +65,7 @@ class EntryOutcome:
     fetched: int | None = None  # rows added; None: the fetch did not happen or failed
     trained: str | None = None  # challenger run id
     promoted: bool | None = None
-    forecast: str | None = None  # "2024-05-02: 187.3" (first step)
+    forecast: dict[str, Any] | None = None  # the recorded forecast: ``forecasts.Forecast.to_dict()``
     scored: int = 0  # earlier forecast rows whose outcome is now known
     pruned: int = 0
     error: str | None = None  # "train: not enough data ..."
@@ -65,6 +74,13 @@ class EntryOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def forecast_line(self) -> str | None:
+        """The forecast's first step as text, ``"2024-05-02: 187.3"`` (None without a forecast)."""
+        from lstmcast.forecasts import headline
+
+        return None if self.forecast is None else headline(self.forecast)
 
 
 @dataclass
@@ -124,6 +140,8 @@ def run_watchlist(
         ", --force" if force else "",
     )
     kw: dict[str, Any] = {"force": force, "steps": steps, "log": log, "stop": stop}
+    for entry in entries:
+        _tell(steps, log, str(entry), "waiting", EntryOutcome(entry=str(entry)))
     try:
         if steps.train_challengers is None:
             for entry in entries:
@@ -150,12 +168,22 @@ def run_watchlist(
     return summary
 
 
+def _tell(steps: Steps, log: logging.Logger, entry: str, stage: str, out: EntryOutcome) -> None:
+    """``steps.on_stage``, if any. A display that breaks must not fail an entry: it is logged."""
+    if steps.on_stage is None:
+        return
+    try:
+        steps.on_stage(entry, stage, out)
+    except Exception:
+        log.exception("the stage hook failed on %s (%s); the run goes on", entry, stage)
+
+
 def _run_together(
     data_dir: Path, config: RunConfig, entries: list[WatchEntry], summary: RunSummary, **kw: Any
 ) -> None:
     """Fetch and check every entry, train the challengers together (``steps.train_challengers``),
     then promote, forecast and prune entry by entry."""
-    stop, steps = kw["stop"], kw["steps"]
+    stop, steps, log = kw["stop"], kw["steps"], kw["log"]
     checked: list[tuple[WatchEntry, EntryOutcome, bool]] = []
     for entry in entries:
         if stop is not None:
@@ -163,13 +191,23 @@ def _run_together(
         out, wants = _run_entry(data_dir, config, entry, phase="before", **kw)
         summary.entries.append(out)
         checked.append((entry, out, wants))
+        if out.ok:
+            _tell(steps, log, str(entry), "waiting", out)
     todo = [(entry, config.effective(entry)) for entry, out, wants in checked if out.ok and wants]
     trained: dict[str, Any] = {}
     if todo:
         if stop is not None:
             stop.check()
+        outcomes = {str(e): o for e, o, _ in checked}
+        for entry, _ in todo:
+            _tell(steps, log, str(entry), "training", outcomes[str(entry)])
+
+        def on_done(name: str) -> None:  # its task finished; it waits for its turn to be promoted
+            if name in outcomes:
+                _tell(steps, log, name, "waiting", outcomes[name])
+
         t0 = time.monotonic()
-        trained = steps.train_challengers(todo)
+        trained = steps.train_challengers(todo, on_done=on_done)
         share = (time.monotonic() - t0) / len(todo)  # the wall time of the batch, shared out
         for entry, _ in todo:
             next(o for e, o, _ in checked if e is entry).seconds += round(share, 3)
@@ -202,15 +240,20 @@ def _run_entry(
     t0 = time.monotonic()
     stage = "fetch"
     wants = False
+    # the step names errors carry -> the stages ``on_stage`` is told
+    shown = {"fetch": "fetching", "train": "training", "promote": "promoting", "forecast": "forecasting"}
 
     def between(next_stage: str) -> None:
         nonlocal stage
         if stop is not None:
             stop.check()
         stage = next_stage
+        if next_stage in shown:
+            _tell(steps, log, out.entry, shown[next_stage], out)
 
     try:
         if phase in ("all", "before"):
+            _tell(steps, log, out.entry, "fetching", out)
             fetched = steps.fetch(entry)
             if fetched.skipped:
                 log.info("%s: not fetched: %s", entry, fetched.skipped)
@@ -262,7 +305,7 @@ def _run_entry(
         log.info(
             "%s: forecast %s (model %s)%s",
             entry,
-            out.forecast,
+            out.forecast_line,
             fc.run_id,
             f"; scored {out.scored} earlier forecast row(s)" if out.scored else "",
         )
@@ -283,8 +326,11 @@ def _run_entry(
         log.exception("%s: failed at %s with an unexpected error", entry, stage)
     finally:
         out.seconds = round(out.seconds + time.monotonic() - t0, 3)
-    if out.ok and phase != "before":
+    if not out.ok:
+        _tell(steps, log, out.entry, "failed", out)
+    elif phase != "before":
         log.info("%s: ok in %.1fs", entry, out.seconds)
+        _tell(steps, log, out.entry, "done", out)
     return out, wants
 
 
@@ -295,8 +341,9 @@ def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
         raise InterruptedRun(f"stopped by signal during {where}: {e}") from e
 
 
-def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
-    """Write the forecast into its history and score earlier rows against the stored prices."""
+def _record_forecast(data_dir: Path, fc: Any) -> tuple[dict[str, Any], int]:
+    """Write the forecast into its history and score earlier rows against the stored prices; returns
+    the forecast as ``latest.json`` holds it and how many earlier rows were scored."""
     from lstmcast import forecasts
     from lstmcast.data.store import Store
 
@@ -305,8 +352,7 @@ def _record_forecast(data_dir: Path, fc: Any) -> tuple[str, int]:
     before = forecasts.load_history(data_dir, fc.key)
     history = forecasts.record(data_dir, fc, frame=frame)
     scored = int(history["actual"].notna().sum()) - int(before["actual"].notna().sum())
-    first = f"{fc.target_times[0].isoformat().replace('T00:00:00+00:00', '')}: {fc.predicted[0]:.6g}"
-    return first, max(scored, 0)
+    return fc.to_dict(), max(scored, 0)
 
 
 # -- the real steps: each one a pipeline ----------------------------------------------------------
@@ -446,8 +492,10 @@ class _RealSteps:
                               progress=progress)
         return challenger_id(report)
 
-    def train_challengers(self, items: list[tuple[WatchEntry, ModelDefaults]]) -> dict[str, Any]:
-        """Every entry's challenger as one task of the executor (``pipelines.train.train_many``)."""
+    def train_challengers(self, items: list[tuple[WatchEntry, ModelDefaults]], *,
+                          on_done: Callable[[str], None] | None = None) -> dict[str, Any]:
+        """Every entry's challenger as one task of the executor (``pipelines.train.train_many``);
+        ``on_done(str(entry))`` as each task finishes (in this process, before its run is saved)."""
         from lstmcast import executor as X
         from lstmcast.pipelines.train import train_many
 
@@ -463,7 +511,8 @@ class _RealSteps:
             except Exception as e:  # this entry fails at train; the others go on
                 out[str(entry)] = e
         with ex:
-            reports = train_many(self.store, todo, executor=ex, promote=False, log=self.log)
+            reports = train_many(self.store, todo, executor=ex, promote=False, log=self.log,
+                                 on_progress=None if on_done is None else lambda done, total, name: on_done(name))
         for name, r in reports.items():
             try:
                 out[name] = r if isinstance(r, BaseException) else challenger_id(r)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from lstmcast.cli import common
-from lstmcast.errors import LstmcastError
 
 
 def init_cmd(
@@ -54,6 +55,9 @@ def run_cmd(
     checks.json beside its forecast history, the run to DATA_DIR/logs/runs.jsonl, and one
     notification to the [notify] URLs; neither the checks nor a notification changes the exit code.
 
+    On a terminal, one live line per entry shows its stage and result (warnings and errors above
+    it); elsewhere, and with --json, the log lines go to stderr.
+
     Exit codes: 0 all entries succeeded, 3 some failed, 1 all failed, 75 another run holds the
     lock, 130 stopped by SIGTERM or Ctrl-C. Logs go to DATA_DIR/logs/lstmcast.log.
     """
@@ -79,20 +83,24 @@ def run_cmd(
         with runlog.run_logging(data_dir, terminal=False, **logs) as log:
             log.error("%s", e)  # so the log shows why a scheduled run did nothing
         raise
+    # on a terminal, one live line per entry (run_display); cron, pipes and --json: the plain log lines
+    live_lines = not as_json and sys.stderr.isatty()
     try:
-        with runlog.run_logging(data_dir, **logs) as log, runlog.sigterm_stops() as stop:
+        with runlog.run_logging(data_dir, terminal=not live_lines, **logs) as log, runlog.sigterm_stops() as stop, \
+                _status(log, live_lines, verbose=settings.verbose) as display:
             log.info("config %s, data directory %s", path, data_dir)
             started = _utc_iso()
             try:
-                summary = runner.run_watchlist(
-                    data_dir,
-                    cfg,
-                    only=picked,
-                    force=force,
-                    steps=steps,
-                    log=log,
-                    stop=stop,
-                )
+                with display.showing() if display else contextlib.nullcontext():
+                    summary = runner.run_watchlist(
+                        data_dir,
+                        cfg,
+                        only=picked,
+                        force=force,
+                        steps=replace(steps, on_stage=display.on_stage) if display else steps,
+                        log=log,
+                        stop=stop,
+                    )
             except InterruptedRun:
                 # the summary so far stays inside the runner; record that the run did not finish
                 with contextlib.suppress(Exception):
@@ -106,31 +114,20 @@ def run_cmd(
     finally:
         lock.__exit__(None, None, None)
     if as_json:
-        common.print_json({**_structured(summary.to_dict(), data_dir=data_dir, entries=cfg.select(picked)),
-                           **report.to_dict()})
+        common.print_json({**summary.to_dict(), **report.to_dict()})
     else:
         _render(summary)
         _render_live(report)
     raise typer.Exit(summary.exit_code)
 
 
-def _structured(doc: dict, *, data_dir: Path, entries) -> dict:  # type: ignore[no-untyped-def]
-    """``run --json`` with each entry's forecast as an object (series, run_id, origin, steps with
-    ISO 8601 target times and numbers), read back from the ``latest.json`` this run wrote, instead of
-    the one-line text the table shows."""
-    from lstmcast import forecasts, runner
+def _status(log, live_lines: bool, *, verbose: bool):  # type: ignore[no-untyped-def]
+    """The live display's context (``run_display.terminal_status``), or one that yields None."""
+    if not live_lines:
+        return contextlib.nullcontext()
+    from lstmcast.cli.run_display import terminal_status
 
-    by_name = {str(e): e for e in entries}
-    for row in doc["entries"]:
-        text, row["forecast"] = row.get("forecast"), None
-        entry = by_name.get(row["entry"])
-        if text is None or entry is None:
-            continue
-        try:
-            row["forecast"] = forecasts.latest(data_dir, runner.series_key(entry))
-        except LstmcastError as e:  # the run itself succeeded; say what is missing instead of failing it
-            common.warn(f"{row['entry']}: cannot read the forecast just written: {e}")
-    return doc
+    return terminal_status(log, verbose=verbose)
 
 
 def _utc_iso() -> str:
@@ -170,7 +167,7 @@ def _render(summary) -> None:
             C("promoted", common.ID), C("forecast", common.ID), C("error", common.TEXT)]
     short = common.short_ids([e.trained for e in summary.entries if isinstance(e.trained, str)])
     rows = [[Text(e.entry), Text(show(e.fetched)), Text(short.get(e.trained, show(e.trained))), Text(show(e.promoted)),
-             Text(show(e.forecast)), Text(e.error or "", style="red")] for e in summary.entries]
+             Text(show(e.forecast_line)), Text(e.error or "", style="red")] for e in summary.entries]
     con.print(common.table(f"lstmcast run {summary.run_id}", cols, rows))
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,7 @@ families live in ``forecasters.rnn`` and are imported only when used.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -23,7 +24,12 @@ FAMILIES = (*RNN_FAMILIES, "linear", *BASELINE_FAMILIES)
 
 @runtime_checkable
 class Fitted(Protocol):
-    """A fitted artifact plus what its fit saw (the validation part is the run's calibration)."""
+    """A fitted artifact plus what its fit saw (the validation part is the run's calibration).
+
+    The type the pipelines see. Every family's artifact gets the record attributes below (and
+    ``device_description``) from ``FitRecord``; only ``family``, ``features``, ``feature_names`` and
+    the two methods are its own.
+    """
 
     family: str
     features: FeatureConfig
@@ -47,6 +53,34 @@ class Fitted(Protocol):
     def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """(tensors, JSON-able meta) that ``load_artifact(family, tensors, meta)`` rebuilds it from."""
         ...
+
+
+@dataclass(kw_only=True)
+class FitRecord:
+    """What a fit saw, shared by every family's fitted artifact: not its state, but saved with it.
+
+    Each family's artifact extends this (keyword-only, so it follows the family's own fields), and
+    ``pipelines.train.Artifact`` carries exactly ``record_fields()`` between processes. A loaded
+    run gets these back from its ``meta.json`` and calibration tensors (``registry.load_run``).
+    """
+
+    start: int = 0  # rows used: [start, end)
+    end: int = 0
+    train_end: int = 0  # one past the last row a training window touches (the MASE in-sample part)
+    val_origins: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))  # [n]
+    val_pred: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))  # [n, horizon] predicted close
+    val_actual: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))  # [n, horizon] actual close
+    history: list[Any] = field(default_factory=list)  # per-epoch stats (empty: closed-form families, loaded runs)
+    best_epoch: int = 0  # 0: the untrained weights
+    interrupted: bool = False
+    seconds: float = 0.0
+    device: str = "cpu"
+    device_description: str = "cpu (numpy)"
+
+
+def record_fields() -> tuple[str, ...]:
+    """The names of ``FitRecord``'s fields, in order."""
+    return tuple(f.name for f in fields(FitRecord))
 
 
 class Forecaster(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,30 +17,18 @@ import numpy as np
 from lstmcast import features as F
 from lstmcast.evaluate.baselines import baseline_forecasts
 from lstmcast.features import FeatureConfig, Prepared
-from lstmcast.forecasters.base import actual_close
+from lstmcast.forecasters.base import FitRecord, actual_close
 
 MA_WINDOW = 20
 
 
 @dataclass
-class BaselineFitted:
+class BaselineFitted(FitRecord):
     family: str
     features: FeatureConfig
     kind: str = "price"
     ma_window: int = MA_WINDOW
     feature_names: tuple[str, ...] = ()
-    start: int = 0
-    end: int = 0
-    train_end: int = 0
-    val_origins: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
-    val_pred: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
-    val_actual: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
-    history: list[Any] = field(default_factory=list)
-    best_epoch: int = 0
-    interrupted: bool = False
-    seconds: float = 0.0
-    device: str = "cpu"
-    device_description: str = "cpu (numpy)"
 
     def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
         o = np.asarray(origins, dtype="int64").reshape(-1)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from lstmcast import features as F
 from lstmcast.features import FeatureConfig, Prepared, Scaler
-from lstmcast.forecasters.base import actual_close, check_origins
+from lstmcast.forecasters.base import FitRecord, actual_close, check_origins
 
 
 def _design(scaled: np.ndarray, origins: np.ndarray, lookback: int, offset: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def _design(scaled: np.ndarray, origins: np.ndarray, lookback: int, offset: int)
 
 
 @dataclass
-class LinearFitted:
+class LinearFitted(FitRecord):
     features: FeatureConfig
     scaler: Scaler
     coef: np.ndarray  # [lookback * F, horizon]
@@ -34,18 +34,6 @@ class LinearFitted:
     alpha: float
     val_fraction: float
     feature_names: tuple[str, ...] = ()
-    start: int = 0
-    end: int = 0
-    train_end: int = 0
-    val_origins: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
-    val_pred: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
-    val_actual: np.ndarray = field(default_factory=lambda: np.empty((0, 1)))
-    history: list[Any] = field(default_factory=list)
-    best_epoch: int = 0
-    interrupted: bool = False
-    seconds: float = 0.0
-    device: str = "cpu"
-    device_description: str = "cpu (numpy)"
     family: str = "linear"
 
     def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 from lstmcast import features as F
 from lstmcast.errors import DataError
 from lstmcast.features import FeatureConfig, Prepared
+from lstmcast.forecasters.base import record_fields
 from lstmcast.settings import ModelConfig, Settings, TrainConfig
 
 if TYPE_CHECKING:
@@ -129,9 +130,9 @@ def load_series(store: Store, spec: str, *, interval: str, settings: Settings) -
     return SeriesData(key=key, manifest=manifest, frame=frame, kind=kind, prepared=prepared)
 
 
-# the attributes of a fitted artifact that are not its state: what the fit saw
-_RECORD = ("start", "end", "train_end", "val_origins", "val_pred", "val_actual", "history", "best_epoch",
-           "interrupted", "seconds", "device", "device_description")
+# the attributes of a fitted artifact that are not its state: what the fit saw (every family's
+# artifact extends ``forecasters.base.FitRecord``)
+_RECORD = record_fields()
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ class Artifact:
     @classmethod
     def of(cls, fitted: Fitted) -> Artifact:
         tensors, meta = fitted.state()
-        record = {k: getattr(fitted, k) for k in _RECORD if hasattr(fitted, k)}
+        record = {k: getattr(fitted, k) for k in _RECORD}
         return cls(family=fitted.family, tensors=tensors, meta=meta, record=record)
 
     def fitted(self) -> Fitted:

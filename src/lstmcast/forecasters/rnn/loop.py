@@ -13,7 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +21,7 @@ import numpy as np
 from lstmcast import features as F
 from lstmcast.errors import ConfigError, ModelError
 from lstmcast.features import FeatureConfig, Prepared, Scaler
-from lstmcast.forecasters.base import actual_close, check_origins
+from lstmcast.forecasters.base import FitRecord, actual_close, check_origins
 from lstmcast.settings import DEVICE_PATTERN, ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -124,28 +124,17 @@ def _torch_settings(train: TrainConfig, device: torch.device) -> Iterator[None]:
 
 
 @dataclass
-class Fitted:
-    """The lstm/gru artifact (``module`` and ``scaler``) and what its fit saw."""
+class Fitted(FitRecord):
+    """The lstm/gru artifact (``module`` and ``scaler``) and what its fit saw (``history``: ``EpochStats``)."""
 
     features: FeatureConfig
     model_config: ModelConfig
     train_config: TrainConfig
     scaler: Scaler
     module: nn.Module  # eval mode
-    history: list[EpochStats]
-    best_epoch: int  # 0: the untrained weights
-    interrupted: bool
-    start: int  # rows used: [start, end)
-    end: int
-    val_origins: np.ndarray  # [n] origins of the validation windows
-    val_pred: np.ndarray  # [n, horizon] predicted close
-    val_actual: np.ndarray  # [n, horizon] actual close
-    train_end: int = 0  # one past the last row a training window touches (the MASE in-sample part)
     feature_names: tuple[str, ...] = ()
-    device: str = "cpu"
-    seconds: float = 0.0
     family: str = "lstm"
-    device_description: str = "cpu"
+    device_description: str = field(default="cpu", kw_only=True)  # what a run loaded with torch reports
 
     def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
         """Predicted close for bars ``t+1 .. t+horizon`` at each origin ``t``: ``[n, horizon]``.

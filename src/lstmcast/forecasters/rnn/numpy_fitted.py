@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from lstmcast.features import FeatureConfig, Prepared, Scaler
-from lstmcast.forecasters.base import check_origins
+from lstmcast.forecasters.base import FitRecord, check_origins
 from lstmcast.forecasters.rnn.numpy_forward import WEIGHTS_PREFIX, NumpyRNN, windows
 
 
 @dataclass
-class NumpyFitted:
+class NumpyFitted(FitRecord):
     """A loaded lstm/gru run, inference only (no history: see the run's ``meta.json``)."""
 
     family: str
@@ -29,18 +29,7 @@ class NumpyFitted:
     weights: dict[str, np.ndarray]  # torch-named, as saved (kept for ``state``)
     model: dict[str, Any] = field(default_factory=dict)  # the JSON configs, passed through
     train: dict[str, Any] = field(default_factory=dict)
-    start: int = 0
-    end: int = 0
-    train_end: int = 0
-    val_origins: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
-    val_pred: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    val_actual: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    history: list[Any] = field(default_factory=list)
-    best_epoch: int = 0
-    interrupted: bool = False
-    seconds: float = 0.0
-    device: str = "cpu (numpy)"
-    device_description: str = "cpu (numpy)"
+    device: str = field(default="cpu (numpy)", kw_only=True)  # no torch device behind it
 
     def predict_close(self, prepared: Prepared, origins: np.ndarray) -> np.ndarray:
         """Predicted close for bars ``t+1 .. t+horizon`` at each origin ``t``; rows ``<= t`` only."""
