@@ -210,3 +210,16 @@ BACKTEST = {
         },
     },
 }
+
+# `lstmcast report SYMBOL --json`: the page's path and headline, with the per-step rows of `backtest --json`.
+REPORT = _obj(
+    {
+        "report": {"type": "string", "minLength": 1},
+        "series": {"type": "string"},
+        "interval": {"type": "string"},
+        "verdict": {"type": "string"},
+        "horizon": {"type": "integer", "minimum": 1},
+        "trained_horizon": {"type": "integer", "minimum": 1},
+        "steps": BACKTEST["properties"]["steps"],
+    }
+)

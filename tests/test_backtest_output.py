@@ -75,7 +75,7 @@ def test_plot_does_not_change_the_json_shape(cli, rw, tmp_path):
 
     def shape(x):
         if isinstance(x, dict):
-            return {k: shape(v) for k, v in x.items() if k not in ("plot", "timing", "setup")}
+            return {k: shape(v) for k, v in x.items() if k not in ("plot", "plot_steps", "timing", "setup")}
         return type(x).__name__ if not isinstance(x, list) else [len(x)]
 
     assert shape(a) == shape(b)

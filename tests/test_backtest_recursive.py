@@ -225,6 +225,20 @@ def test_cli_json_steps_and_records_carry_the_method(cli, rw, tmp_path):
     assert len(d["records"]) == len(table) and d["records"][5]["forecast"] == pytest.approx(table["forecast"][5])
 
 
+def test_cli_plot_adds_one_figure_of_error_and_coverage_by_step(cli, rw, tmp_path):
+    png = tmp_path / "bt.png"
+    r = cli("backtest", "RW", "--model-family", "linear", *SMALL, "--horizon", "3", "--plot", str(png), "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    steps = tmp_path / "bt-steps.png"
+    assert d["plot"] == str(png) and d["plot_steps"] == str(steps)
+    for p in (png, steps):  # step 1's forecast plot stays; the per-step figure sits beside it
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".png") == ["bt-steps.png", "bt.png"]
+    r = cli("backtest", "RW", "--model-family", "linear", *SMALL, "--horizon", "3", "--plot", str(png))
+    assert f"plot: {png}" in r.stdout and "bt-steps.png" in r.stdout
+
+
 def test_cli_train_horizon_sets_the_trained_model(cli, rw):
     r = cli("backtest", "RW", "--model-family", "linear", *SMALL, "--train-horizon", "3", "--horizon", "3", "--json")
     assert r.exit_code == 0, r.output

@@ -54,3 +54,34 @@ def test_value_series_without_strategy_plots_forecasts_only(tmp_path):
                        fit=lambda s, e: None, predict=lambda m, o: v[o][:, None], kind="value")
     out = plot_backtest(res, tmp_path / "value.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_steps_figure_shows_error_and_coverage_by_step(result, tmp_path):
+    import matplotlib.image as mpimg
+
+    from lstmcast.evaluate.plot import plot_steps
+
+    out = tmp_path / "bt-steps.png"
+    assert plot_steps(result, out, title="RW") == out
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    img = mpimg.imread(out)
+    assert img[..., :3].std() > 0.05
+    assert [p.name for p in out.parent.iterdir()] == ["bt-steps.png"]
+
+
+def test_steps_figure_without_intervals(result, tmp_path):
+    from dataclasses import replace
+
+    from lstmcast.evaluate.plot import plot_steps
+
+    out = plot_steps(replace(result, coverage={}, predict_coverage={}), tmp_path / "bare.png")
+    assert out.stat().st_size > 10_000
+
+
+def test_steps_plot_path_sits_beside_the_plot():
+    from pathlib import Path
+
+    from lstmcast.evaluate.plot import steps_plot_path
+
+    assert steps_plot_path(Path("out/btc.png")) == Path("out/btc-steps.png")
+    assert steps_plot_path(Path("btc")) == Path("btc-steps.png")

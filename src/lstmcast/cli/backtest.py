@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +28,8 @@ def backtest_cmd(
         None, "--start", metavar="DATE", help="First forecast origin [default: last 250 bars]."
     ),
     end: str | None = typer.Option(None, "--end", metavar="DATE", help="Last forecast origin."),
-    horizon: int | None = typer.Option(
-        None, "--horizon", metavar="N",
-        help="Bars ahead to forecast and score, as `predict --horizon N`: steps beyond the trained horizon "
-        "are recursive [default: the trained horizon].",
-    ),
-    train_horizon: int | None = typer.Option(
-        None, "--train-horizon", metavar="H",
-        help="Horizon of the model trained at each refit [default: the model setup's].",
-    ),
+    horizon: int | None = common.scored_horizon_option(),
+    train_horizon: int | None = common.train_horizon_option(),
     refit_every: int = typer.Option(20, "--refit-every", min=1, metavar="K", help="Refit the model every K origins."),
     window: str = typer.Option("expanding", "--window", metavar="WINDOW", help=common.HELP_WINDOW),
     train_size: int | None = typer.Option(None, "--train-size", metavar="N", help="Rows per fit for --window rolling."),
@@ -43,7 +37,8 @@ def backtest_cmd(
     long_short: bool = typer.Option(False, "--long-short", help="Short when the forecast is below minus the fee."),
     plot: Path | None = typer.Option(
         None, "--plot", metavar="FILE",
-        help="Write a PNG: forecasts vs actual, equity curves, PIT (several series: PLOT-SYMBOL.png)."
+        help="Write a PNG: 1-step forecasts vs actual, equity curves, PIT; and beside it FILE-steps.png, error "
+        "and coverage by step (several series: FILE-SYMBOL.png, FILE-SYMBOL-steps.png)."
     ),
     intervals: str = typer.Option(
         "adaptive", "--intervals", help="adaptive (volatility-scaled, ACI) or split conformal; both are scored."
@@ -115,7 +110,6 @@ def backtest_cmd(
     from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
     from lstmcast.evaluate.report import INTERVAL_CHOICES
     from lstmcast.executor import make_executor
-    from lstmcast.forecast import default_setup_options
     from lstmcast.pipelines import train as T
     from lstmcast.pipelines.backtest import backtest_many
 
@@ -126,24 +120,15 @@ def backtest_cmd(
     backtest_render.check_output(output)
     st = common.store(ctx)
     specs = common.symbols(st, symbols, all_series=all_series, symbols_file=symbols_file, interval=interval)
-    families = _families(family)
+    families = parse_families(family)
     file_options = T.read_config_file(config) if config else {}
-    _check_horizon("--horizon", horizon)
-    _check_horizon("--train-horizon", train_horizon)
-    flags = {"lookback": lookback, "horizon": train_horizon, "hidden": hidden, "layers": layers, "epochs": epochs,
-             "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed,
-             "family": families[0] if families else None, "interval": interval}
-    common.training_setup(flags)  # a bad flag is a usage error before any series is read
-
-    def settings_for(spec: str):
-        options: dict[str, Any] = default_setup_options(st, spec, interval=interval, run_id=use_model)
-        return common.training_setup(flags, base={**options, **file_options}).settings
-
-    if not families:  # the model setup's family (its current model's), else lstm
-        families = [settings_for(specs[0]).family] if len(specs) == 1 else ["lstm"]
-    base = common.training_setup(flags, base=file_options)
+    flags = {"lookback": lookback, "hidden": hidden, "layers": layers, "epochs": epochs,
+             "patience": patience, "target": target, "device": device, "threads": threads, "seed": seed}
+    setup = walk_forward_setup(st, specs, interval=interval, use_model=use_model, families=families,
+                               horizon=horizon, train_horizon=train_horizon, flags=flags, file_options=file_options)
+    families = setup.families
     bt = BacktestConfig(
-        horizon=base.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
+        horizon=setup.base.features.horizon, refit_every=refit_every, window=window, train_size=train_size,
         fee_bps=fee_bps, long_short=long_short, intervals=intervals, scale_window=MASE_SCALE_WINDOW,
     )
     common.check_executor_flags(executor, workers, ray_address)
@@ -151,13 +136,13 @@ def backtest_cmd(
     def executor_for(n_tasks: int):
         return make_executor(executor, n_tasks=n_tasks, workers=workers, ray_address=ray_address)
 
-    with contextlib.nullcontext((None, None)) if as_json else _task_bar(bt, families) as (on_plan, on_progress):
-        multi = backtest_many(st, specs, interval=interval, settings_for=settings_for, families=families,
+    with contextlib.nullcontext((None, None)) if as_json else task_bar(bt, families) as (on_plan, on_progress):
+        multi = backtest_many(st, specs, interval=interval, settings_for=setup.settings_for, families=families,
                               config=bt, start=start, end=end, executor=executor_for,
                               on_plan=on_plan, on_progress=on_progress, horizon=horizon)
     if len(specs) == 1 and multi.failures and multi.failures[0].exc is not None and not multi.series:
         raise multi.failures[0].exc  # one series that cannot be read or planned: its own error and exit code
-    plots = _write_plots(multi, plot) if plot is not None else {}
+    plots = _write_plots(multi, plot) if plot is not None else {}  # spec -> (step 1's plot, per-step figure)
     # the per-origin tables, computed once: --output writes them, --json (one series) carries them as records
     need_tables = output is not None or (as_json and len(specs) == 1)
     tables = {s.key.spec: s.table() for s in multi.series} if need_tables else {}
@@ -179,20 +164,44 @@ def backtest_cmd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _check_horizon(flag: str, value: int | None) -> None:
-    """A horizon flag within train's bounds, or a usage error naming the flag."""
-    if value is None:
-        return
-    from lstmcast.errors import ConfigError, UsageError
-    from lstmcast.settings import check_value
+@dataclass(frozen=True)
+class WalkForwardSetup:
+    """What `backtest` and `report` hand ``pipelines.backtest.backtest_many``: each series' settings
+    (the model each refit trains, its horizon H) and the families; ``base`` is the flags' setup alone."""
 
-    try:
-        check_value("horizon", value)
-    except ConfigError as e:
-        raise UsageError(f"{flag} {str(e).removeprefix('horizon ')}") from e
+    settings_for: Callable[[str], Any]
+    families: list[str]
+    base: Any  # pipelines.train setup from the flags and the config file
 
 
-def _families(value: str | None) -> list[str]:
+def walk_forward_setup(
+    st: Any, specs: list[str], *, interval: str, use_model: str | None, families: list[str],
+    horizon: int | None, train_horizon: int | None, flags: dict[str, Any],
+    file_options: dict[str, Any] | None = None,
+) -> WalkForwardSetup:
+    """The horizon flags checked (``--horizon N``: steps scored, as predict's; ``--train-horizon H``:
+    the trained model's) and each series' settings: its model setup (its current model's, or
+    ``--model RUN``'s), then the config file, then the flags. A bad flag is a usage error before any
+    series is read. No family named: the setup's (one series), else lstm."""
+    from lstmcast.forecast import default_setup_options
+
+    common.check_horizon("--horizon", horizon)
+    common.check_horizon("--train-horizon", train_horizon)
+    file_options = file_options or {}
+    flags = {**flags, "horizon": train_horizon, "family": families[0] if families else None, "interval": interval}
+    common.training_setup(flags)
+
+    def settings_for(spec: str):
+        options: dict[str, Any] = default_setup_options(st, spec, interval=interval, run_id=use_model)
+        return common.training_setup(flags, base={**options, **file_options}).settings
+
+    if not families:  # the model setup's family (its current model's), else lstm
+        families = [settings_for(specs[0]).family] if len(specs) == 1 else ["lstm"]
+    return WalkForwardSetup(settings_for=settings_for, families=list(families),
+                            base=common.training_setup(flags, base=file_options))
+
+
+def parse_families(value: str | None) -> list[str]:
     from lstmcast.errors import UsageError
     from lstmcast.forecasters import FAMILIES
 
@@ -209,9 +218,10 @@ def _families(value: str | None) -> list[str]:
     return names
 
 
-def _write_plots(multi, plot: Path) -> dict[str, str]:
-    """One PNG per series: PLOT itself for one series, PLOT-SYMBOL.png for several."""
-    from lstmcast.evaluate.plot import plot_backtest
+def _write_plots(multi, plot: Path) -> dict[str, tuple[str, str]]:
+    """Per series: PLOT itself for one series, PLOT-SYMBOL.png for several (step 1's forecasts), and
+    beside it the error and coverage by step (``plot.steps_plot_path``: PLOT-steps.png)."""
+    from lstmcast.evaluate.plot import plot_backtest, plot_steps, steps_plot_path
 
     out = {}
     for s in multi.series:
@@ -221,7 +231,9 @@ def _write_plots(multi, plot: Path) -> dict[str, str]:
         sc = s.scoring.get(next(iter(s.results)))
         plot_backtest(first, path, index=s.index, others={f: r for f, r in s.results.items()},
                       title=f"{s.key.spec} {s.key.interval}: " + _title(s), pit=sc.pit if sc else None)
-        out[s.key.spec] = str(path)
+        steps = plot_steps(first, steps_plot_path(path), title=f"{s.key.spec} {s.key.interval}, "
+                           f"{next(iter(s.results))}: {_steps_note(first.config)}")
+        out[s.key.spec] = (str(path), str(steps))
     return out
 
 
@@ -232,7 +244,7 @@ def _title(s) -> str:
         f", naive {s.first.metrics['naive'].mase:.2f}")
 
 
-def _json(multi, *, single: bool, plots: dict[str, str], tables: dict[str, Any]) -> dict[str, Any]:
+def _json(multi, *, single: bool, plots: dict[str, tuple[str, str]], tables: dict[str, Any]) -> dict[str, Any]:
     """One series: the first family's result at the top level (the historical schema) plus
     ``leaderboard`` and ``families``; several: ``series``, ``cross_series`` and ``failures``."""
     with_series = False  # --plot never changes the JSON's shape; `records` carry the per-origin data
@@ -241,9 +253,10 @@ def _json(multi, *, single: bool, plots: dict[str, str], tables: dict[str, Any])
         d = {"series": s.key.spec, "interval": s.key.interval, "setup": s.setup,
              **s.first.to_dict(series=with_series)}
         full = s.to_dict(series=with_series)
+        paths = plots.get(s.key.spec, (None, None))
         d.update(origins_from=full["origins_from"], origins_to=full["origins_to"],
                  leaderboard=full["leaderboard"], families=full["families"], failures=full["failures"],
-                 plot=plots.get(s.key.spec))
+                 plot=paths[0], plot_steps=paths[1])
         first = next(iter(s.results))
         if first in s.scoring:  # the first family's scores and per-origin records at the top level
             from lstmcast.evaluate.export import records
@@ -254,12 +267,13 @@ def _json(multi, *, single: bool, plots: dict[str, str], tables: dict[str, Any])
                                    .reset_index(drop=True))
         return d
     d = multi.to_dict(series=with_series)
-    d["plots"] = plots
+    d["plots"] = {k: v[0] for k, v in plots.items()}
+    d["step_plots"] = {k: v[1] for k, v in plots.items()}
     return d
 
 
 @contextlib.contextmanager
-def _task_bar(bt, families: list[str]) -> Iterator[tuple[Any, Any]]:
+def task_bar(bt, families: list[str]) -> Iterator[tuple[Any, Any]]:
     """One progress bar over tasks (every refit of every family on every series), on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -291,7 +305,7 @@ def _steps_note(config) -> str:
 # -- rendering (each piece on its own, so other reports can be added beside them) ----------------
 
 
-def _render_series(s, plot: str | None, output: Path | None = None) -> None:
+def _render_series(s, plot: tuple[str, str] | None, output: Path | None = None) -> None:
     """One series. One family: its scores (``backtest_render.render``: accuracy, probabilistic scores,
     calibration tests, strategies with their uncertainty, the selection line). Several: the
     leaderboard first, then each family's scores under its name."""
@@ -307,8 +321,8 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
                 con.rule(family)
             report = BacktestReport(key=s.key, index=s.index, result=res, setup=s.setup,
                                     scoring=s.scoring.get(family))
-            backtest_render.render(report, Path(plot) if plot else None, output,
-                                   family if len(s.results) > 1 else None)
+            backtest_render.render(report, None, output, family if len(s.results) > 1 else None)
+        _print_plots(plot)
         return
     r = s.first
     con = common.out()
@@ -327,8 +341,12 @@ def _render_series(s, plot: str | None, output: Path | None = None) -> None:
     for family, res in s.results.items():
         prefix = f"{family}: " if len(s.results) > 1 else ""
         con.print(f"[bold]{prefix}{res.verdict}[/]")
+    _print_plots(plot)
+
+
+def _print_plots(plot: tuple[str, str] | None) -> None:
     if plot is not None:
-        con.print(f"plot: {plot}")
+        common.out().print(f"plot: {plot[0]}\nsteps plot: {plot[1]}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _render_leaderboard(s) -> None:

@@ -34,6 +34,36 @@ HELP_DEVICE = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
 HELP_TARGET = "return (next log returns) or price (the scaled level, the tutorial style)."
 HELP_WINDOW = "expanding (all data up to the origin) or rolling (the last --train-size rows)."
 HELP_FAMILY = "lstm, gru, linear, naive, drift, moving_average or mean_return."
+HELP_SCORED_HORIZON = (
+    "Bars ahead to forecast and score, as `predict --horizon N`: steps beyond the trained horizon "
+    "are recursive [default: the trained horizon]."
+)
+HELP_TRAIN_HORIZON = "Horizon of the model trained at each refit [default: the model setup's]."
+
+
+# Options several commands take with one meaning (backtest, report): one definition, so their flags,
+# metavars and help cannot drift apart. A factory, as typer reads each command's defaults itself.
+def scored_horizon_option() -> Any:
+    """``--horizon N``: the steps a walk-forward forecasts and scores (predict's meaning)."""
+    return typer.Option(None, "--horizon", metavar="N", help=HELP_SCORED_HORIZON)
+
+
+def train_horizon_option() -> Any:
+    """``--train-horizon H``: the horizon of the model each refit trains."""
+    return typer.Option(None, "--train-horizon", metavar="H", help=HELP_TRAIN_HORIZON)
+
+
+def check_horizon(flag: str, value: int | None) -> None:
+    """A horizon flag within train's bounds, or a usage error naming the flag."""
+    if value is None:
+        return
+    from lstmcast.errors import ConfigError, UsageError
+    from lstmcast.settings import check_value
+
+    try:
+        check_value("horizon", value)
+    except ConfigError as e:
+        raise UsageError(f"{flag} {str(e).removeprefix('horizon ')}") from e
 
 
 def is_app_settings(obj: object) -> bool:

@@ -21,6 +21,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;m
 padding:0 1em}
 h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+tr.recursive td{background:#fafafa}table.steps td:nth-child(2),table.steps th:nth-child(2){text-align:left}
 th,td{padding:.25em .7em;border-bottom:1px solid #e3e3e3;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
 img{max-width:100%;height:auto;display:block;margin:.6em 0;border:1px solid #eee}
@@ -40,10 +41,67 @@ def _pct(x: Any, digits: int = 1, sign: bool = False) -> str:
     return f"{100 * x:+.{digits}f}%" if sign else f"{100 * x:.{digits}f}%"
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: list[str], rows: list[list[str]], *, cls: str | None = None,
+           row_classes: list[str] | None = None) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    trs = []
+    for i, r in enumerate(rows):
+        rc = row_classes[i] if row_classes else ""
+        cells = "".join(f"<td>{html.escape(str(c))}</td>" for c in r)
+        trs.append((f'<tr class="{html.escape(rc)}">' if rc else "<tr>") + cells + "</tr>")
+    attr = f' class="{html.escape(cls)}"' if cls else ""
+    return f"<table{attr}><thead><tr>{th}</tr></thead><tbody>{''.join(trs)}</tbody></table>"
+
+
+def _span(steps: list[int]) -> str:
+    return f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+
+
+def _steps_section(r: Any) -> list[str]:
+    """The per-step table (step, method, MAE, MASE, skill, coverage per level with n) and, in words,
+    which steps are recursive and how their intervals are calibrated."""
+    steps = r.steps()
+    pred_levels = [f"{lv:g}" for lv in r.predict_coverage]
+    own_levels = [f"{lv:g}" for lv in r.coverage]
+    own = r.config.intervals
+    header = ["step", "method", "MAE", "MASE", "naive MASE", "skill vs naive",
+              *(f"predict {100 * float(k):g}%" for k in pred_levels), *(["n (predict)"] if pred_levels else []),
+              *(f"{own} {100 * float(k):g}%" for k in own_levels), *([f"n ({own})"] if own_levels else [])]
+    rows = []
+    for st in steps:
+        pc, oc = st["predict_coverage"], st["coverage"]
+        rows.append([
+            str(st["step"]), st["method"], _fmt(st["mae"]), _fmt(st["mase"], ".3f"), _fmt(st["naive_mase"], ".3f"),
+            _pct(st["skill"], 1, True), *(_pct(pc[k]["observed"]) for k in pred_levels),
+            *([str(pc[pred_levels[0]]["n"])] if pred_levels else []),
+            *(_pct(oc[k]["observed"]) for k in own_levels), *([str(oc[own_levels[0]]["n"])] if own_levels else []),
+        ])
+    h, n = r.config.trained_horizon or r.config.horizon, r.config.horizon
+    direct = [st["step"] for st in steps if st["method"] == "direct"]
+    recursive = [st["step"] for st in steps if st["method"] == "recursive"]
+    if recursive:
+        how = (f"{_span(direct).capitalize()} {'is' if len(direct) == 1 else 'are'} the model's own (direct) "
+               f"forecast{'' if len(direct) == 1 else 's'}; {_span(recursive)} "
+               f"{'is' if len(recursive) == 1 else 'are'} recursive: the model, trained for {h} "
+               f"step{'s' if h != 1 else ''}, is fed its own predictions as the next bars, as "
+               f"<code>lstmcast predict --horizon {n}</code> does, so errors can compound step by step. ")
+    else:
+        how = (f"With a model trained for {h} step{'s' if h != 1 else ''}, all {n} step{'s' if n != 1 else ''} "
+               f"are direct: the model's own forecasts, nothing fed back. ")
+    if pred_levels:
+        cal = ("<b>predict N%</b>: coverage of the intervals <code>lstmcast predict</code> gives, each refit "
+               "calibrated before its origin by split conformal on the fit's held-out validation residuals"
+               + (" (direct steps) and on recursive forecasts made at its validation origins (recursive steps), "
+                  "so a recursive step's interval reflects the recursive forecasts' own errors" if recursive else "")
+               + "; no residual whose target lies after the refit origin is used. ")
+    else:
+        cal = "The folds gave no predict-style intervals. "
+    if own_levels:
+        cal += (f"<b>{html.escape(own)} N%</b>: the backtest's own intervals from each step's causal residuals "
+                "(below). n: forecasts with an interval.")
+    note = ('<p class="note">' + how + cal + " Skill: 1 - MAE / naive's MAE at that step (above 0: better "
+            "than naive).</p>")
+    return [_table(header, rows, cls="steps", row_classes=[st["method"] for st in steps]), note]
 
 
 def _png(fig) -> str:
@@ -67,7 +125,7 @@ def _figures(report: Any) -> dict[str, str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lstmcast.evaluate.plot import pit_histogram
+    from lstmcast.evaluate.plot import pit_histogram, steps_figure
 
     r, sc, idx = report.result, report.scoring, report.index
     figs: dict[str, str] = {}
@@ -84,6 +142,8 @@ def _figures(report: Any) -> dict[str, str]:
     ax.grid(alpha=0.3)
     ax.set_title(f"forecasts and {sc.intervals} intervals")
     figs["forecast"] = _img(fig, "forecast against actual with intervals")
+
+    figs["steps"] = _img(steps_figure(r), "error and interval coverage by step")
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     a1.plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=0.8, label="calibrated")
@@ -125,6 +185,11 @@ def _figures(report: Any) -> dict[str, str]:
         e2.grid(alpha=0.3)
         figs["equity"] = _img(fig, "equity curves and drawdowns")
     return figs
+
+
+def _horizon_note(r: Any) -> str:
+    h = r.config.trained_horizon or r.config.horizon
+    return f"horizon {r.config.horizon} (model trained for {h} step{'s' if h != 1 else ''})"
 
 
 def render_html(report: Any, *, title: str | None = None) -> str:
@@ -174,7 +239,7 @@ def render_html(report: Any, *, title: str | None = None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(head)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{html.escape(head)}</h1>",
-        f'<p class="note">{len(r.origins)} origins, horizon {r.config.horizon}, {r.plan.n_refits} refit(s). '
+        f'<p class="note">{len(r.origins)} origins, {_horizon_note(r)}, {r.plan.n_refits} refit(s). '
         f"<b>{html.escape(r.verdict)}</b></p>",
         "<h2>Leaderboard</h2>",
         _table(["forecaster", "MAE", "MASE", "CRPS", "CRPS skill", "DM p", "RPS skill",
@@ -182,6 +247,9 @@ def render_html(report: Any, *, title: str | None = None) -> str:
         '<p class="note">CRPS in log space; skill against naive (above 0: better), DM p its Diebold-Mariano '
         "test; RPS skill against the uniform quintile forecast (M6).</p>",
         figs["forecast"],
+        "<h2>Per step</h2>",
+        *_steps_section(r),
+        figs["steps"],
         "<h2>Calibration</h2>",
         _table(["intervals", "nominal", "observed", "n", "Kupiec p", "Christoffersen p", "mean width"], cov_rows),
         '<p class="note">Kupiec: is the miss rate right? Christoffersen: are misses independent? (step 1; '

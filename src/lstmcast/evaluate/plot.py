@@ -108,6 +108,78 @@ def plot_backtest(
     return Path(path)
 
 
+def steps_plot_path(plot: Path) -> Path:
+    """Where the per-step figure of ``plot`` goes: beside it, ``NAME-steps.png``."""
+    return plot.with_name(f"{plot.stem}-steps{plot.suffix or '.png'}")
+
+
+def steps_figure(result: BacktestResult, *, title: str | None = None):
+    """The matplotlib figure of error and coverage by step (``plot_steps`` draws it to a file, the
+    HTML report embeds it): left, the model's and naive's MAE per step (recursive steps shaded);
+    right, per level the observed coverage per step of the intervals predict gives (solid) and of
+    the backtest's own (dashed), against the nominal level (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(1, result.config.horizon + 1)
+    methods = result.methods
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    recursive = [s for s, m in zip(steps, methods, strict=True) if m == "recursive"]
+    for ax in (a1, a2):
+        if recursive:
+            ax.axvspan(recursive[0] - 0.5, recursive[-1] + 0.5, color="#f2f2f2", zorder=0,
+                       label=f"recursive (steps {recursive[0]}-{recursive[-1]})" if ax is a1 else None)
+        ax.set_xticks(steps)
+        ax.set_xlim(0.5, steps[-1] + 0.5)
+        ax.set_xlabel("step (bars ahead)")
+        ax.grid(alpha=0.3)
+    for name, color, style in (("model", "#d62728", "-"), ("naive", "#7f7f7f", "--")):
+        mae = [m.mae for m in result.metrics_by_step[name]]
+        a1.plot(steps, mae, marker="o", markersize=4, color=color, linestyle=style, label=name)
+    a1.set_ylabel("MAE")
+    a1.set_title("error by step: model vs naive")
+    a1.legend(fontsize=8, loc="upper left")
+
+    colors = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
+    for i, level in enumerate(sorted(set(result.predict_coverage) | set(result.coverage))):
+        color = colors[i % len(colors)]
+        a2.axhline(level, color=color, linestyle=":", linewidth=1, label=f"nominal {level:.0%}")
+        for cov, style, what in ((result.predict_coverage, "-", "predict"),
+                                 (result.coverage, "--", result.config.intervals)):
+            if level in cov:
+                y = np.array(cov[level]["by_step"], dtype="float64")  # None (no interval yet) -> nan
+                a2.plot(steps, y, marker="o", markersize=4, color=color, linestyle=style,
+                        label=f"{what} {level:.0%}")
+    a2.set_ylim(0, 1.02)
+    a2.set_ylabel("observed coverage")
+    a2.set_title("interval coverage by step")
+    if a2.get_legend_handles_labels()[0]:
+        a2.legend(fontsize=7, loc="lower left", ncol=2)
+    else:
+        a2.text(0.5, 0.5, "no intervals", ha="center", va="center", transform=a2.transAxes)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_steps(result: BacktestResult, path: Path, *, title: str | None = None) -> Path:
+    """Write a PNG of error and coverage by step (``steps_figure``), atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = steps_figure(result, title=title)
+
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, format="png", dpi=110)
+
+    try:
+        write_with(Path(path), write)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def pit_histogram(
     ax, pit: dict[str, np.ndarray], *, names: tuple[str, ...] = ("model", "naive"), bins: int = 10
 ) -> None:
