@@ -79,6 +79,19 @@ class LiveAci:
         lo, hi = self.step(s).levels.read_levels()
         return float(lo), float(hi)
 
+    def fold(
+        self, s: int, actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, *, through: pd.Timestamp | None
+    ) -> LiveAci:
+        """Step ``s`` after the realised outcomes ``actual`` of forecasts with bounds ``lower`` /
+        ``upper``, oldest first: per tail, ``level += gamma * (nominal - 1{actual <= bound})``."""
+        st = self.step(s)
+        levels = st.levels
+        for a, lo, hi in zip(np.asarray(actual, "float64"), np.asarray(lower, "float64"),
+                             np.asarray(upper, "float64"), strict=True):
+            levels = levels.update(np.array([a <= lo, a <= hi], dtype="float64"))
+        return self.with_step(s, StepState(levels=levels, n=st.n + len(np.atleast_1d(actual)),
+                                           through=st.through if through is None else through))
+
     def with_step(self, s: int, st: StepState) -> LiveAci:
         steps = [self.step(k) for k in range(1, max(s, len(self.steps)) + 1)]
         steps[s - 1] = st
@@ -181,14 +194,12 @@ def update(state: LiveAci, history: pd.DataFrame, *, origin: pd.Timestamp) -> tu
             part = part[part["target_time"] > st.through]
         if part.empty:
             continue
-        levels, n = st.levels, st.n
-        if not state.restarted:
-            ok = part[part["lower"].notna() & part["upper"].notna() & ((part["level"] - state.level).abs() < 1e-9)]
-            for actual, lo, hi in ok[["actual", "lower", "upper"]].itertuples(index=False):
-                levels = levels.update(np.array([actual <= lo, actual <= hi], dtype="float64"))
-            n += len(ok)
-            used += len(ok)
-        state = state.with_step(s, StepState(levels=levels, n=n, through=part["target_time"].max()))
+        ok = part[part["lower"].notna() & part["upper"].notna() & ((part["level"] - state.level).abs() < 1e-9)]
+        if state.restarted:
+            ok = ok.iloc[:0]
+        state = state.fold(s, *(ok[c].to_numpy("float64") for c in ("actual", "lower", "upper")),
+                           through=part["target_time"].max())
+        used += len(ok)
     return replace(state, restarted=False), used
 
 
