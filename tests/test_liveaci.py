@@ -49,7 +49,8 @@ def test_misses_push_the_tail_level_out_and_hits_pull_it_in():
     lo_in, hi_in = inside.step(1).levels.effective
     assert lo_in > 0.1 and hi_in < 0.9  # a hit narrows both tails
     # the same rule as the backtest's AdaptiveLevels, per tail
-    ref = adaptive.AdaptiveLevels.start((0.1, 0.9), gamma=GAMMA).update(np.array([1.0, 1.0])).update(np.array([1.0, 1.0]))
+    ref = adaptive.AdaptiveLevels.start((0.1, 0.9), gamma=GAMMA)
+    ref = ref.update(np.array([1.0, 1.0])).update(np.array([1.0, 1.0]))
     assert s.step(1).levels.effective == pytest.approx(ref.effective)
 
 
@@ -250,3 +251,27 @@ def test_aci_coverage_ends_closer_to_nominal_than_split_after_volatility_doubles
     assert split < 0.6  # the calm residuals are far too narrow after the switch
     print(f"coverage after the switch: split {split:.3f}, aci {aci:.3f}")
     assert abs(aci - 0.8) < abs(split - 0.8) and aci > 0.7, (split, aci)
+
+
+def test_forecasts_command_shows_the_coverage_and_the_current_levels(cli, data_dir):
+    from jsonschema import validate
+
+    import json_schemas as S
+
+    Store(data_dir).upsert(KEY, _prices(30))
+    for t in range(10, 16):
+        _run(data_dir, t)
+    r = cli("forecasts", "import:AAA", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    validate(doc, S.FORECASTS)
+    st = _state(data_dir)["steps"][0]
+    assert doc["aci"]["steps"][0]["n"] == st["n"] == 5 and doc["aci"]["steps"][0]["method"] == "aci"
+    assert doc["aci"]["steps"][0]["level_lower"] == st["levels"]["effective"][0]
+    assert {row["interval_method"] for row in doc["rows"]} == {"split", "aci"}
+    text = cli("forecasts", "import:AAA")
+    assert "interval coverage" in text.stdout and "step 1 aci at tail levels" in text.stdout
+    liveaci.path(data_dir, KEY).write_text("garbage")  # read-only here: a warning, no traceback, no rewrite
+    bad = cli("forecasts", "import:AAA", "--json")
+    assert bad.exit_code == 0 and json.loads(bad.stdout)["aci"] is None and "ACI state" in bad.stderr
+    assert liveaci.path(data_dir, KEY).read_text() == "garbage"

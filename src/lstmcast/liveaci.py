@@ -143,9 +143,20 @@ def path(data_dir: Path, key: SeriesKey) -> Path:
     return forecasts.folder(data_dir, key) / STATE
 
 
-def load(data_dir: Path, key: SeriesKey, *, level: float, gamma: float = DEFAULT_GAMMA) -> tuple[LiveAci, str | None]:
+def load(
+    data_dir: Path, key: SeriesKey, *, level: float | None, gamma: float | None = DEFAULT_GAMMA
+) -> tuple[LiveAci, str | None]:
     """The stored state (at the configured ``gamma``), or a fresh one at the nominal levels; the
-    second item is a one-line warning when a stored file could not be used."""
+    second item is a one-line warning when a stored file could not be used. ``level=None`` /
+    ``gamma=None``: whatever the file holds (to show it; a fresh state is then at 0.8)."""
+    if level is None or gamma is None:
+        p = path(data_dir, key)
+        try:
+            stored = json.loads(p.read_text(encoding="utf-8"))
+            level = float(stored["level"]) if level is None else level
+            gamma = float(stored["gamma"]) if gamma is None else gamma
+        except (OSError, ValueError, KeyError, TypeError):
+            level, gamma = level or 0.8, DEFAULT_GAMMA if gamma is None else gamma
     p = path(data_dir, key)
     if not p.exists():
         return LiveAci.start(level, gamma=gamma), None
