@@ -275,3 +275,23 @@ def test_forecasts_command_shows_the_coverage_and_the_current_levels(cli, data_d
     bad = cli("forecasts", "import:AAA", "--json")
     assert bad.exit_code == 0 and json.loads(bad.stdout)["aci"] is None and "ACI state" in bad.stderr
     assert liveaci.path(data_dir, KEY).read_text() == "garbage"
+
+
+def test_aci_gamma_knob():
+    from lstmcast.errors import ConfigError
+
+    assert parse_config("").run.aci_gamma == adaptive.DEFAULT_GAMMA
+    assert parse_config("[run]\naci_gamma = 0\n").run.aci_gamma == 0.0
+    for bad in ("-0.1", "1.0", "nan"):
+        with pytest.raises(ConfigError, match="aci_gamma"):
+            parse_config(f"[run]\naci_gamma = {bad}\n")
+
+
+def test_a_history_written_before_the_interval_columns_still_reads(tmp_path):
+    old = _history([_row(1, actual=100.0), _row(2, actual=100.0, lower=math.nan, upper=math.nan, level=math.nan)])
+    path = forecasts.history_path(tmp_path, KEY)
+    path.parent.mkdir(parents=True)
+    old.drop(columns=["level_lower", "level_upper", "interval_method"]).to_parquet(path, index=False)
+    h = forecasts.load_history(tmp_path, KEY)
+    assert h["interval_method"].tolist()[0] == "split" and h["interval_method"].isna().tolist()[1]
+    assert h["level_lower"].isna().all()
