@@ -295,3 +295,33 @@ def test_a_history_written_before_the_interval_columns_still_reads(tmp_path):
     h = forecasts.load_history(tmp_path, KEY)
     assert h["interval_method"].tolist()[0] == "split" and h["interval_method"].isna().tolist()[1]
     assert h["level_lower"].isna().all()
+
+
+def test_direct_and_recursive_steps_read_their_interval_from_predicts_residuals():
+    """``recursive.step_residuals``: the direct steps' validation residuals, then the recursive
+    steps' (targets up to the origin only); ``tail_interval`` reads every step from them."""
+    from helpers_series import random_walk_frame
+    from lstmcast.features import FeatureConfig, prepare
+    from lstmcast.forecasters import forecaster
+    from lstmcast.forecasters.recursive import predict_ahead, recursive_residuals, step_residuals
+    from lstmcast.registry import residuals
+    from lstmcast.settings import Settings
+
+    s = Settings(family="linear", lookback=10, threads=1, seed=7)
+    frame = random_walk_frame(200, seed=2)
+    prepared = prepare(frame, kind="price", features=FeatureConfig.from_settings(s))
+    fitted = forecaster(s).fit(prepared, start=0, end=150)
+    t = 170
+    res = step_residuals(fitted, prepared, direct_residuals=residuals(fitted, kind="price"), horizon=4, mode="log",
+                         last_row=t)
+    direct = residuals(fitted, kind="price")[:, :1]
+    np.testing.assert_array_equal(res[: len(direct), :1], direct)
+    rec = recursive_residuals(fitted, prepared, horizon=4, mode="log", last_row=t)[:, 1:]
+    np.testing.assert_array_equal(res[: len(rec), 1:], rec)
+    # truncation: bars after the origin t do not change the residuals read at t
+    cut = prepare(frame.iloc[: t + 1], kind="price", features=FeatureConfig.from_settings(s))
+    np.testing.assert_array_equal(
+        step_residuals(fitted, cut, direct_residuals=direct, horizon=4, mode="log", last_row=t), res)
+    pred = predict_ahead(fitted, prepared, np.array([t]), horizon=4)[0]
+    lo, hi = conformal.tail_interval(res, pred, lower=[0.1] * 4, upper=[0.9] * 4, mode="log")
+    assert np.isfinite(lo).all() and np.isfinite(hi).all() and (lo < pred).all() and (pred < hi).all()
