@@ -8,6 +8,7 @@ from __future__ import annotations
 ISO = {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"}
 ISO_OR_NULL = {"anyOf": [ISO, {"type": "null"}]}
 NUM_OR_NULL = {"type": ["number", "null"]}
+METHOD_OR_NULL = {"enum": ["split", "aci", None]}  # how a recorded interval was made (README "lstmcast run")
 
 
 def _obj(props: dict, *, optional: tuple[str, ...] = ()) -> dict:
@@ -32,6 +33,7 @@ FORECAST = _obj(
         "last_close": {"type": "number"},
         "made_at": ISO,
         "level": NUM_OR_NULL,
+        "interval_method": METHOD_OR_NULL,
         "steps": {
             "type": "array",
             "minItems": 1,
@@ -42,6 +44,8 @@ FORECAST = _obj(
                     "predicted": {"type": "number"},
                     "lower": NUM_OR_NULL,
                     "upper": NUM_OR_NULL,
+                    "level_lower": NUM_OR_NULL,
+                    "level_upper": NUM_OR_NULL,
                 }
             ),
         },
@@ -65,6 +69,19 @@ FORECASTS = _obj(
                 },
             }
         ),
+        # the series' adaptive conformal state (null before `lstmcast run` wrote one)
+        "aci": {"anyOf": [{"type": "null"}, _obj({
+            "level": {"type": "number"},
+            "gamma": {"type": "number"},
+            "steps": {"type": "array", "items": _obj({
+                "step": {"type": "integer", "minimum": 1},
+                "method": {"enum": ["split", "aci"]},
+                "level_lower": {"type": "number"},
+                "level_upper": {"type": "number"},
+                "n": {"type": "integer", "minimum": 0},
+                "through": ISO_OR_NULL,
+            })},
+        })]},
         "rows": {
             "type": "array",
             "items": _obj(
@@ -81,6 +98,9 @@ FORECASTS = _obj(
                     "made_at": ISO,
                     "actual": NUM_OR_NULL,
                     "scored_at": ISO_OR_NULL,
+                    "level_lower": NUM_OR_NULL,
+                    "level_upper": NUM_OR_NULL,
+                    "interval_method": METHOD_OR_NULL,
                 }
             ),
         },

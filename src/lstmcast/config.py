@@ -18,7 +18,7 @@ from lstmcast import workspace
 from lstmcast.errors import ConfigError, LstmcastError
 from lstmcast.monitor.base import MonitorSettings
 from lstmcast.notify import NotifySettings
-from lstmcast.settings import Settings, dotted, key_line, suggest
+from lstmcast.settings import AciGamma, Settings, dotted, key_line, suggest
 
 
 def _field_kwargs(f: Any) -> dict[str, Any]:
@@ -71,6 +71,9 @@ class RunSettings(BaseModel):
     executor: Literal["serial", "local", "ray"] | None = None
     workers: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: one per core, at most one per entry
     ray_address: str | None = None  # "auto" or "ray://host:port" (executor = "ray"); None: a local runtime
+    # step size of the adaptive conformal levels of the recorded intervals (liveaci); 0: plain split
+    # conformal. The default is evaluate.adaptive.DEFAULT_GAMMA (not imported: numpy at start-up)
+    aci_gamma: AciGamma = 0.005
 
 
 class LogSettings(BaseModel):
@@ -336,6 +339,9 @@ holdout = 60
 [run]
 # executor = "local"
 # workers = 2
+# Each run adapts the tail levels of the recorded 80% intervals from how earlier forecasts missed
+# (adaptive conformal inference, per series and step); 0 keeps plain split-conformal intervals.
+aci_gamma = 0.005
 
 # logs/lstmcast.log in the data directory, rotated at max_bytes, keeping `backups` old files.
 [log]

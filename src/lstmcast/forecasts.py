@@ -7,7 +7,10 @@ Layout under the data directory::
 
 One history row per (origin, run_id, step): the model run that made it, the bar it was made at
 (origin), the bar it is for (target_time), the predicted close, the naive close (the close at the
-origin: "tomorrow equals today"), the interval bounds, and ``actual`` once that bar exists.
+origin: "tomorrow equals today"), the interval bounds, and ``actual`` once that bar exists. The
+interval says how it was made: its nominal ``level``, the quantile levels of its two tails
+(``level_lower`` / ``level_upper``: 0.1 / 0.9 for a plain 80% interval, moved by adaptive conformal
+inference in ``lstmcast run``, see ``liveaci``) and ``interval_method`` (``split`` or ``aci``).
 Files are rewritten atomically; writers hold the run lock, so there is no per-series lock.
 """
 
@@ -40,7 +43,13 @@ HISTORY_COLUMNS = (
     "made_at",
     "actual",
     "scored_at",
+    "level_lower",
+    "level_upper",
+    "interval_method",
 )
+# added after the first release: a history written before them reads with them empty (its
+# intervals were plain split conformal at ``level``)
+_LATER_COLUMNS = ("level_lower", "level_upper", "interval_method")
 _KEY = ["origin", "run_id", "step"]
 _TIMES = ("origin", "target_time", "made_at", "scored_at")
 
@@ -59,6 +68,13 @@ class Forecast:
     upper: tuple[float, ...] | None = None
     level: float | None = None  # interval coverage, e.g. 0.9
     made_at: pd.Timestamp = field(default_factory=lambda: pd.Timestamp.now(tz="UTC").floor("s"))
+    # per step, the quantile levels of the interval's two tails ((0.1, 0.9) for 80% at nominal)
+    tail_levels: tuple[tuple[float, float], ...] | None = None
+    interval_method: str | None = None  # "split" | "aci" (None: no interval)
+    # signed calibration residuals [n, steps] and their space ("log" | "additive"), so the run can
+    # read the interval at its adaptive tail levels (``liveaci``); never written anywhere
+    calibration: Any = field(default=None, repr=False, compare=False)
+    mode: str = "log"
 
     def __post_init__(self) -> None:
         n = len(self.predicted)
@@ -70,6 +86,8 @@ class Forecast:
             bounds = getattr(self, name)
             if bounds is not None and len(bounds) != n:
                 raise DataError(f"forecast for {self.key}: {name} has {len(bounds)} values, expected {n}")
+        if self.tail_levels is not None and len(self.tail_levels) != n:
+            raise DataError(f"forecast for {self.key}: {len(self.tail_levels)} tail levels, expected {n}")
 
     def rows(self) -> pd.DataFrame:
         n = len(self.predicted)
@@ -88,6 +106,9 @@ class Forecast:
                     "made_at": [self.made_at] * n,
                     "actual": [math.nan] * n,
                     "scored_at": [pd.NaT] * n,
+                    "level_lower": [t[0] for t in self.tail_levels] if self.tail_levels else [math.nan] * n,
+                    "level_upper": [t[1] for t in self.tail_levels] if self.tail_levels else [math.nan] * n,
+                    "interval_method": [self.interval_method] * n,
                 }
             )
         )
@@ -101,6 +122,7 @@ class Forecast:
             "last_close": self.last_close,
             "made_at": self.made_at.isoformat(),
             "level": self.level,
+            "interval_method": self.interval_method,
             "steps": [
                 {
                     "step": i + 1,
@@ -108,6 +130,8 @@ class Forecast:
                     "predicted": p,
                     "lower": None if self.lower is None else self.lower[i],
                     "upper": None if self.upper is None else self.upper[i],
+                    "level_lower": None if not self.tail_levels else self.tail_levels[i][0],
+                    "level_upper": None if not self.tail_levels else self.tail_levels[i][1],
                 }
                 for i, (t, p) in enumerate(zip(self.target_times, self.predicted, strict=True))
             ],
@@ -145,12 +169,20 @@ def empty_history() -> pd.DataFrame:
 
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
+    if "interval_method" not in frame.columns:  # written before the interval said how it was made
+        frame["interval_method"] = pd.Series(
+            np.where(pd.to_numeric(frame["level"]).notna(), "split", None), index=frame.index, dtype="object"
+        ) if len(frame) else []
+    for c in ("level_lower", "level_upper"):
+        if c not in frame.columns:
+            frame[c] = math.nan
     for c in _TIMES:
         frame[c] = pd.to_datetime(frame[c], utc=True).dt.as_unit("us")
     frame["run_id"] = frame["run_id"].astype("string")
     frame["step"] = frame["step"].astype("int64")
-    for c in ("predicted", "naive", "lower", "upper", "level", "actual"):
+    for c in ("predicted", "naive", "lower", "upper", "level", "actual", "level_lower", "level_upper"):
         frame[c] = frame[c].astype("float64")
+    frame["interval_method"] = frame["interval_method"].astype("string")
     return frame[list(HISTORY_COLUMNS)].reset_index(drop=True)
 
 
@@ -163,7 +195,7 @@ def load_history(data_dir: Path, key: SeriesKey) -> pd.DataFrame:
         frame = pd.read_parquet(path, engine="pyarrow")
     except Exception as e:  # pyarrow raises several unrelated types for a damaged file
         raise StoreError(f"cannot read forecast history {path}: {e}") from e
-    missing = [c for c in HISTORY_COLUMNS if c not in frame.columns]
+    missing = [c for c in HISTORY_COLUMNS if c not in frame.columns and c not in _LATER_COLUMNS]
     if missing:
         raise StoreError(f"forecast history {path} lacks column(s) {', '.join(missing)}")
     return _typed(frame)

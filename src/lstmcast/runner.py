@@ -301,7 +301,8 @@ def _run_entry(
         between("forecast")
         fc = steps.forecast(entry)
         with stop.critical() if stop is not None else contextlib.nullcontext():  # history + latest.json
-            out.forecast, out.scored = _record_forecast(data_dir, fc)
+            out.forecast, out.scored = _record_forecast(data_dir, fc, gamma=config.run.aci_gamma, log=log,
+                                                        label=str(entry))
         log.info(
             "%s: forecast %s (model %s)%s",
             entry,
@@ -341,16 +342,30 @@ def _stop_if_requested(stop: Any | None, where: str, e: Exception) -> None:
         raise InterruptedRun(f"stopped by signal during {where}: {e}") from e
 
 
-def _record_forecast(data_dir: Path, fc: Any) -> tuple[dict[str, Any], int]:
-    """Write the forecast into its history and score earlier rows against the stored prices; returns
-    the forecast as ``latest.json`` holds it and how many earlier rows were scored."""
-    from lstmcast import forecasts
+def _record_forecast(
+    data_dir: Path, fc: Any, *, gamma: float, log: logging.Logger | None = None, label: str = ""
+) -> tuple[dict[str, Any], int]:
+    """Score earlier rows against the stored prices, fold the newly realised ones into the series'
+    ACI levels (``liveaci``), read the forecast's interval at those levels, and write it into the
+    history and ``latest.json``; returns the forecast as recorded and how many earlier rows were scored."""
+    from lstmcast import forecasts, liveaci
     from lstmcast.data.store import Store
 
     store = Store(data_dir)
     frame = store.load(fc.key) if store.exists(fc.key) else None
     before = forecasts.load_history(data_dir, fc.key)
+    scored_now = before if frame is None else forecasts.score(before, frame, interval=fc.key.interval)
+    state, warning = liveaci.load(data_dir, fc.key, level=fc.level or FORECAST_LEVEL, gamma=gamma)
+    if warning and log is not None:
+        log.warning("%s: %s", label or fc.key, warning)
+    state, used = liveaci.update(state, scored_now, origin=fc.origin)
+    fc = liveaci.apply(state, fc)
     history = forecasts.record(data_dir, fc, frame=frame)
+    liveaci.save(data_dir, fc.key, state)  # after the history: a crash between leaves the rows unread
+    if used and log is not None:
+        lo, hi = state.read_tails(1)
+        log.info("%s: %d realised forecast row(s) moved the interval's tail levels to %.4g / %.4g (aci)",
+                 label or fc.key, used, lo, hi)
     scored = int(history["actual"].notna().sum()) - int(before["actual"].notna().sum())
     return fc.to_dict(), max(scored, 0)
 
@@ -533,7 +548,7 @@ class _RealSteps:
         from lstmcast.pipelines.predict import predict_series  # numpy on the CPU: no torch import
 
         key = series_key(entry)
-        r = predict_series(self.store, key.spec, interval=key.interval, levels=(FORECAST_LEVEL,))
+        r = predict_series(self.store, key.spec, interval=key.interval, levels=(FORECAST_LEVEL,), calibration=True)
         for w in r.warnings:
             if w.startswith("data is stale") and not is_fetchable(entry.source):
                 continue  # an imported series is as fresh as its last import; `fetch` cannot help
@@ -550,6 +565,8 @@ class _RealSteps:
             lower=tuple(b[0] for b in bounds) if finite else None,  # type: ignore[index]
             upper=tuple(b[1] for b in bounds) if finite else None,  # type: ignore[index]
             level=FORECAST_LEVEL if finite else None,
+            calibration=r.calibration,  # the run reads the interval at its ACI levels from these
+            mode=r.mode,
         )
 
     def prune(self, entry: WatchEntry, keep: int) -> list[str]:

@@ -45,6 +45,7 @@ Clip = Annotated[float, Field(ge=0.0, le=1e6, allow_inf_nan=False, description="
 Device = Annotated[str, Field(pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps")]
 Seed = Annotated[int, Field(ge=0, le=2**63 - 1, description="random seed")]
 Threads = Annotated[int, Field(ge=1, le=1_024, description="torch CPU threads")]
+AciGamma = Annotated[float, Field(ge=0.0, lt=1.0, allow_inf_nan=False, description="ACI step size (0: off)")]
 RidgeAlpha = Annotated[float, Field(ge=0.0, le=1e9, allow_inf_nan=False, description="ridge penalty (linear)")]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")

@@ -21,8 +21,9 @@ def forecasts_cmd(
         show_default=False,
     ),
 ) -> None:
-    """Recent forecasts against what happened; live error and hit rate next to the naive forecast's."""
-    from lstmcast import forecasts
+    """Recent forecasts against what happened; live error and hit rate next to the naive forecast's,
+    the coverage of the recorded intervals and their current adaptive (ACI) tail levels."""
+    from lstmcast import forecasts, liveaci
 
     if output is not None:
         common.check_output(output)  # a bad suffix fails before any work
@@ -33,6 +34,13 @@ def forecasts_cmd(
     if st.exists(key):  # outcomes that arrived since the last run (a manual fetch): scored in memory
         history = forecasts.score(history, st.load(key), interval=key.interval)
     live = forecasts.summary(history)
+    aci = None
+    if liveaci.path(data_dir, key).exists():  # read only: `lstmcast run` alone updates it
+        state, warning = liveaci.load(data_dir, key, level=None, gamma=None)
+        if warning:
+            common.err().print(f"warning: {warning}", markup=False, soft_wrap=True)
+        else:
+            aci = liveaci.summary(state)
     origins = sorted(history["origin"].unique())[-last:]
     recent = history[history["origin"].isin(origins)].sort_values(["origin", "run_id", "step"])
     if output is not None:
@@ -44,6 +52,7 @@ def forecasts_cmd(
                 "series": key.spec,
                 "interval": key.interval,
                 "live": live.to_dict(),
+                "aci": aci,
                 "rows": recent.to_dict(orient="records"),
             }
         )
@@ -65,6 +74,12 @@ def forecasts_cmd(
     t = common.table(f"forecasts for {key}", cols, rows)
     con = common.out()
     con.print(t)
+    if aci is not None:
+        con.print("intervals: " + "; ".join(
+            f"step {st['step']} {st['method']} at tail levels {st['level_lower']:.3g} / {st['level_upper']:.3g} "
+            f"after {st['n']} realised row(s)" for st in aci["steps"]
+        ) + f" (nominal {aci['level']:g}, ACI step {aci['gamma']:g})" if aci["steps"] else
+            f"intervals: split at the nominal {aci['level']:g} (no realised rows yet)", markup=False, soft_wrap=True)
     if live.n == 0:
         con.print(f"no outcomes yet ({live.pending} forecast step(s) pending)")
         return

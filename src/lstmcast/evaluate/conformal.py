@@ -205,3 +205,41 @@ def causal_intervals(
                 else:
                     lo[i, s], hi[i, s] = p[i, s] - w, p[i, s] + w
     return bounds, counts
+
+
+def tail_interval(
+    residuals: np.ndarray,
+    pred: np.ndarray,
+    *,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    mode: str,
+    min_count: int = 2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds read at per-step *tail* levels from signed residuals: the interval of adaptive
+    conformal inference (``evaluate.adaptive``), and of ``lstmcast run`` once its levels adapt.
+
+    ``residuals`` ``[n, h]`` are signed (``residuals(actual, pred)``; NaN skipped), ``pred``
+    ``[h]`` or ``[m, h]``, ``lower`` / ``upper`` ``[h]`` the quantile levels of each step's two tails
+    (an 80% interval at nominal levels: 0.1 and 0.9). A level is clipped to [0, 1] before the
+    empirical quantile (linear interpolation) is read, as the backtest's ACI does, so a bound stays
+    finite (at worst the extreme residual). A step with fewer than ``min_count`` residuals gets NaN.
+    """
+    if mode not in MODES:
+        raise UsageError(f"conformal mode must be one of {', '.join(MODES)}, got {mode!r}")
+    r = np.asarray(residuals, dtype="float64")
+    r = r[:, None] if r.ndim == 1 else r
+    p = np.asarray(pred, dtype="float64")
+    h = p.shape[-1]
+    lo_lv, hi_lv = (np.broadcast_to(np.asarray(x, dtype="float64"), (h,)) for x in (lower, upper))
+    if r.shape[1] < h:
+        raise UsageError(f"residuals cover {r.shape[1]} steps, the forecast has {h}")
+    zlo, zhi = np.full(h, np.nan), np.full(h, np.nan)
+    for s in range(h):
+        cal = r[:, s][np.isfinite(r[:, s])]
+        if len(cal) < max(min_count, 1):
+            continue
+        zlo[s], zhi[s] = np.quantile(cal, np.clip([lo_lv[s], hi_lv[s]], 0.0, 1.0))
+    if mode == "log":
+        return p * np.exp(zlo), p * np.exp(zhi)
+    return p + zlo, p + zhi

@@ -162,6 +162,25 @@ def calibration_residuals(
     return out
 
 
+def step_residuals(
+    fitted: Any, prepared: Prepared, *, direct_residuals: np.ndarray, horizon: int, mode: str, last_row: int,
+) -> np.ndarray:
+    """Signed calibration residuals ``[n, horizon]`` (NaN-padded) of the forecasts ``step_intervals``
+    calibrates on: ``direct_residuals`` for the direct steps, ``recursive_residuals`` (targets
+    ``<= last_row``) after the trained horizon. What ``conformal.tail_interval`` reads at adapted
+    tail levels, so the split and the adaptive intervals share one set of residuals."""
+    trained = fitted.features.horizon
+    d = np.asarray(direct_residuals, dtype="float64")
+    d = (d[:, None] if d.ndim == 1 else d)[:, : min(horizon, trained)]
+    if horizon <= trained:
+        return d
+    rec = recursive_residuals(fitted, prepared, horizon=horizon, mode=mode, last_row=last_row)[:, trained:]
+    out = np.full((max(len(d), len(rec)), horizon), np.nan)
+    out[: len(d), : d.shape[1]] = d
+    out[: len(rec), trained:] = rec
+    return out
+
+
 def step_intervals(
     fitted: Any, prepared: Prepared, pred: np.ndarray, *, direct_residuals: np.ndarray,
     levels: tuple[float, ...], mode: str, last_row: int,

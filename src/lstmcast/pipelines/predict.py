@@ -51,6 +51,10 @@ class PredictReport:
     warnings: list[str] = field(default_factory=list)
     family: str = "lstm"
     trained_horizon: int = 1
+    # signed calibration residuals [n, steps] behind the intervals (``recursive.step_residuals``),
+    # when asked for (``calibration=True``: `lstmcast run` reads them at its adaptive tail levels)
+    calibration: np.ndarray | None = field(default=None, repr=False)
+    mode: str = "log"  # residual space of the intervals (conformal.mode_for(kind))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -139,16 +143,18 @@ def predict_series(
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     now: pd.Timestamp | None = None,
     device: str = "cpu",
+    calibration: bool = False,
 ) -> PredictReport:
     """Forecast the bars after the last stored bar with the current model (or ``run_id``).
 
     ``horizon`` beyond the model's trained horizon forecasts the extra steps recursively.
     ``device="cpu"`` predicts with numpy (no torch import); ``cuda``/``mps`` with torch there.
+    ``calibration=True`` also returns the signed residuals the intervals were calibrated on.
     """
     from lstmcast import registry
     from lstmcast.evaluate import conformal
     from lstmcast.features import prepare
-    from lstmcast.forecasters.recursive import methods, predict_ahead, step_intervals
+    from lstmcast.forecasters.recursive import methods, predict_ahead, step_intervals, step_residuals
 
     key = store.resolve(spec, interval)
     manifest = store.manifest(key)
@@ -206,6 +212,8 @@ def predict_series(
     last_close = float(prepared.close[origin])
     bands, counts = step_intervals(loaded.fitted, prepared, pred, direct_residuals=loaded.residuals,
                                    levels=tuple(levels), mode=conformal.mode_for(kind), last_row=origin)
+    cal = (step_residuals(loaded.fitted, prepared, direct_residuals=loaded.residuals, horizon=h,
+                          mode=conformal.mode_for(kind), last_row=origin) if calibration else None)
     times = calendar.next_bars(frame.index[-1], h, iv, market)
     kinds = methods(trained, h)
     steps = []
@@ -224,7 +232,7 @@ def predict_series(
         key=key, run_id=loaded.run_id, model_key=loaded.key, model_data_last=model_last,
         data_last=frame.index[-1], last_close=last_close, kind=kind, market=market,
         levels=tuple(levels), steps=steps, calibration_n=len(loaded.residuals), warnings=warnings,
-        family=loaded.family, trained_horizon=trained,
+        family=loaded.family, trained_horizon=trained, calibration=cal, mode=conformal.mode_for(kind),
     )
 
 
