@@ -145,3 +145,44 @@ def test_headless_chromium_shows_the_figures_without_console_errors(page, tmp_pa
     px = np.asarray(Image.open(shot).convert("L"), dtype="float64")
     assert px.shape == (2400, 1200)
     assert px.std() > 20 and (px < 128).mean() > 0.01  # not blank: text and plotted lines
+
+
+def test_report_runs_its_refits_on_the_executor_backtest_uses(cli, rw, tmp_path):
+    # the same executor flags as backtest; serial and the local pool give the same numbers
+    steps = {}
+    for kind in ("serial", "local"):
+        out = tmp_path / f"{kind}.html"
+        r = cli("report", "RW", *FAST, "--horizon", "2", "--executor", kind, "--workers", "2",
+                "--output", str(out), "--json")
+        assert r.exit_code == 0, r.output
+        steps[kind] = json.loads(r.stdout)["steps"]
+    assert steps["serial"] == steps["local"] and len(steps["serial"]) == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--executor", "gpu"], "unknown executor 'gpu'"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--ray-address", "auto"], "--ray-address needs --executor ray"),
+])
+def test_report_executor_flags_are_checked_before_any_work(cli, rw, tmp_path, args, message):
+    out = tmp_path / "x.html"
+    r = cli("report", "RW", *FAST, *args, "--output", str(out))
+    assert r.exit_code == 2 and message in r.stderr and not out.exists()
+
+
+def test_executor_options_are_one_definition_everywhere():
+    import typer
+    import typer.main
+
+    from lstmcast.cli import backtest, report, run, train
+
+    app = typer.Typer()
+    for mod in (backtest, report, run, train):
+        mod.register(app)
+    group = typer.main.get_command(app)
+
+    def opts(name):
+        return {p.name: (p.opts, p.metavar) for p in group.commands[name].params
+                if p.name in ("executor", "workers", "ray_address")}
+
+    assert opts("report") == opts("backtest") == opts("train") == opts("run") and len(opts("run")) == 3

@@ -84,14 +84,9 @@ def backtest_cmd(
     seed: int | None = typer.Option(
         None, "--seed", metavar="N", help="Random seed: the same seed repeats the same results."
     ),
-    executor: str | None = typer.Option(
-        None, "--executor", help="serial, local (process pool) or ray [default: local when there are several tasks]."
-    ),
-    workers: int | None = typer.Option(None, "--workers", metavar="N", help="Parallel tasks [default: one per core]."),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", metavar="ADDRESS",
-        help="Join this Ray cluster (auto, or ray://host:port) [default: start a local one]."
-    ),
+    executor: str | None = common.executor_option("local when there are several tasks"),
+    workers: int | None = common.workers_option(),
+    ray_address: str | None = common.ray_address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON, with the per-origin records."),
 ) -> None:
     """Walk-forward backtest: refit one or more model families as time moves on and score them

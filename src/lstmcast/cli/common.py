@@ -41,7 +41,7 @@ HELP_SCORED_HORIZON = (
 HELP_TRAIN_HORIZON = "Horizon of the model trained at each refit [default: the model setup's]."
 
 
-# Options several commands take with one meaning (backtest, report): one definition, so their flags,
+# Options several commands take with one meaning (backtest, report, train, run): one definition, so their flags,
 # metavars and help cannot drift apart. A factory, as typer reads each command's defaults itself.
 def scored_horizon_option() -> Any:
     """``--horizon N``: the steps a walk-forward forecasts and scores (predict's meaning)."""
@@ -51,6 +51,22 @@ def scored_horizon_option() -> Any:
 def train_horizon_option() -> Any:
     """``--train-horizon H``: the horizon of the model each refit trains."""
     return typer.Option(None, "--train-horizon", metavar="H", help=HELP_TRAIN_HORIZON)
+
+
+def executor_option(default: str) -> Any:
+    """``--executor KIND``: where the command's tasks run; ``default`` says what happens without it."""
+    return typer.Option(None, "--executor", metavar="KIND",
+                        help=f"serial, local (process pool) or ray [default: {default}].")
+
+
+def workers_option() -> Any:
+    return typer.Option(None, "--workers", metavar="N", help="Parallel tasks [default: one per core].")
+
+
+def ray_address_option() -> Any:
+    return typer.Option(None, "--ray-address", metavar="ADDRESS",
+                        help="With --executor ray: join this cluster (auto, or ray://host:port) "
+                        "[default: start a local Ray].")
 
 
 def check_horizon(flag: str, value: int | None) -> None:

@@ -31,6 +31,9 @@ def report_cmd(
     lookback: int | None = typer.Option(None, "--lookback"),
     epochs: int | None = typer.Option(None, "--epochs"),
     seed: int | None = typer.Option(None, "--seed", help="Random seed: the same seed repeats the same results."),
+    executor: str | None = common.executor_option("local when there are several refits"),
+    workers: int | None = common.workers_option(),
+    ray_address: str | None = common.ray_address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print {\"report\": PATH, ..., \"steps\"} instead of a line."),
 ) -> None:
     """Run a walk-forward backtest and write it as one self-contained HTML page: leaderboard,
@@ -48,12 +51,14 @@ def report_cmd(
     from lstmcast.evaluate.html_report import render_html
     from lstmcast.evaluate.metrics import MASE_SCALE_WINDOW
     from lstmcast.evaluate.report import INTERVAL_CHOICES
+    from lstmcast.executor import make_executor
     from lstmcast.pipelines.backtest import BacktestReport, backtest_many
 
     if intervals not in INTERVAL_CHOICES:
         raise UsageError(f"--intervals must be one of {', '.join(INTERVAL_CHOICES)}, got {intervals!r}")
     if output is not None and output.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"--output {output}: the report is an HTML file (.html)")
+    common.check_executor_flags(executor, workers, ray_address)
     families = parse_families(family)
     if len(families) > 1:
         raise UsageError(f"--model-family: the report shows one family, got {family} (compare several with backtest)")
@@ -66,6 +71,8 @@ def report_cmd(
     with contextlib.nullcontext((None, None)) if as_json else task_bar(bt, setup.families) as (on_plan, on_progress):
         multi = backtest_many(st, [symbol], interval=interval, settings_for=setup.settings_for,
                               families=setup.families, config=bt, start=start, end=end,
+                              executor=lambda n: make_executor(executor, n_tasks=n, workers=workers,
+                                                               ray_address=ray_address),
                               on_plan=on_plan, on_progress=on_progress, horizon=horizon)
     if multi.failures:  # one series, one family: its error and exit code
         f = multi.failures[0]

@@ -38,15 +38,11 @@ def run_cmd(
         None, "--only", help="Run only this watchlist symbol (repeatable, or comma-separated)."
     ),
     force: bool = typer.Option(False, "--force", help="Train a challenger even without new bars."),
-    executor: str | None = typer.Option(
-        None, "--executor",
-        help="Train the challengers together as tasks of serial, local (process pool) or ray "
-        "[default: the config's [run] executor, else one entry after another].",
+    executor: str | None = common.executor_option(
+        "the config's [run] executor, else one entry after another; with one, the challengers train together"
     ),
-    workers: int | None = typer.Option(None, "--workers", help="Parallel tasks [default: one per core]."),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="With --executor ray: auto or ray://host:port [default: a local Ray]."
-    ),
+    workers: int | None = common.workers_option(),
+    ray_address: str | None = common.ray_address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Fetch, retrain, promote and forecast every watchlist entry; the command cron runs.

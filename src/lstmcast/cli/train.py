@@ -70,13 +70,9 @@ def train_cmd(
     config: Path | None = typer.Option(
         None, "--config", metavar="FILE", help="TOML file with a [train] table; flags override its values."
     ),
-    executor: str | None = typer.Option(
-        None, "--executor", help="serial, local (process pool) or ray [default: local when there are several series]."
-    ),
-    workers: int | None = typer.Option(None, "--workers", help="Parallel tasks [default: one per core]."),
-    ray_address: str | None = typer.Option(
-        None, "--ray-address", help="Join this Ray cluster (auto, or ray://host:port) [default: start a local one]."
-    ),
+    executor: str | None = common.executor_option("local when there are several series"),
+    workers: int | None = common.workers_option(),
+    ray_address: str | None = common.ray_address_option(),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (no progress bar)."),
 ) -> None:
     """Train an LSTM on a stored series, report validation skill against the naive forecast, save the run.
