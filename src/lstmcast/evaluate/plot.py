@@ -98,11 +98,15 @@ def plot_backtest(
         ax2.legend(loc="upper left", fontsize=8)
         ax2.grid(alpha=0.3)
 
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=110)
+    return save_png(fig, path)
+
+
+def save_png(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Write ``fig`` as a PNG at ``path`` atomically, and close it whatever happens."""
+    import matplotlib.pyplot as plt
 
     try:
-        write_with(Path(path), write)
+        write_with(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
         plt.close(fig)
     return Path(path)
@@ -166,18 +170,7 @@ def steps_figure(result: BacktestResult, *, title: str | None = None):
 
 def plot_steps(result: BacktestResult, path: Path, *, title: str | None = None) -> Path:
     """Write a PNG of error and coverage by step (``steps_figure``), atomically."""
-    import matplotlib.pyplot as plt
-
-    fig = steps_figure(result, title=title)
-
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=110)
-
-    try:
-        write_with(Path(path), write)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_png(steps_figure(result, title=title), path)
 
 
 def pit_histogram(
