@@ -18,6 +18,16 @@ def random_walk_frame(n: int = 300, *, seed: int = 1) -> pd.DataFrame:
     )
 
 
+def ar1_close(n: int, *, phi: float = 0.5, seed: int) -> np.ndarray:
+    """Closes whose log returns follow an AR(1) with coefficient ``phi`` (1% noise), from 100."""
+    rng = np.random.default_rng(seed)
+    e = 0.01 * rng.standard_normal(n)
+    r = np.zeros(n)
+    for t in range(1, n):
+        r[t] = phi * r[t - 1] + e[t]
+    return 100 * np.exp(np.cumsum(r))
+
+
 def sine_frame(n: int = 1000, *, period: float = 50.0) -> pd.DataFrame:
     v = np.sin(2 * np.pi * np.arange(n) / period)
     idx = pd.date_range("2020-01-01", periods=n, freq="D", tz="UTC", name="time")

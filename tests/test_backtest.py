@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers_series import ar1_close
 from lstmcast.errors import ModelError, UsageError
 from lstmcast.evaluate import conformal
 from lstmcast.evaluate.backtest import BacktestConfig, plan, walk_forward
@@ -16,15 +17,6 @@ from lstmcast.evaluate.reference import AR1, ar1_forecaster, fit_ar1
 def random_walk(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return 100 * np.exp(np.cumsum(0.01 * rng.standard_normal(n)))
-
-
-def ar_returns(n: int, seed: int, phi: float = 0.5) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    e = 0.01 * rng.standard_normal(n)
-    r = np.zeros(n)
-    for t in range(1, n):
-        r[t] = phi * r[t - 1] + e[t]
-    return 100 * np.exp(np.cumsum(r))
 
 
 def run(close, origins, config, **kw):
@@ -85,7 +77,7 @@ def test_fit_sees_rows_up_to_the_origin_and_models_are_reused_between_refits():
 
 
 def test_no_leakage_garbage_after_an_origin_changes_nothing_before_it():
-    close = ar_returns(400, 3)
+    close = ar1_close(400, seed=3)
     origins = np.arange(200, 396)
     cfg = BacktestConfig(horizon=3, refit_every=15)
     clean = run(close, origins, cfg)
@@ -140,7 +132,7 @@ def test_canary_catches_a_forecaster_that_peeks():
 
 
 def test_real_skill_is_detected():
-    close = ar_returns(600, 0)
+    close = ar1_close(600, seed=0)
     res = run(close, np.arange(200, 599), BacktestConfig(horizon=1, refit_every=20, intervals="none"))
     assert _relative_mae(res) < 0.95 and res.beats_naive and res.dm["p"] < 0.01 and res.dm["stat"] < 0
     # and the rule trades on it: long after up-moves earns more than a never-trading naive

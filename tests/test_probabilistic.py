@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers_series import ar1_close
 from lstmcast.errors import UsageError
 from lstmcast.evaluate import significance
 from lstmcast.evaluate.backtest import BacktestConfig, walk_forward
@@ -15,18 +16,9 @@ from lstmcast.evaluate.reference import ar1_forecaster
 from lstmcast.jsonable import to_jsonable
 
 
-def _ar1_close(n, *, phi, seed):
-    rng = np.random.default_rng(seed)
-    e = 0.01 * rng.standard_normal(n)
-    r = np.zeros(n)
-    for t in range(1, n):
-        r[t] = phi * r[t - 1] + e[t]
-    return 100 * np.exp(np.cumsum(r))
-
-
 @pytest.fixture(scope="module")
 def result():
-    c = _ar1_close(900, phi=0.3, seed=21)
+    c = ar1_close(900, phi=0.3, seed=21)
     fit, predict = ar1_forecaster(c, horizon=2)
     res = walk_forward(c, origins=np.arange(150, 897), config=BacktestConfig(horizon=2, refit_every=100),
                        fit=fit, predict=predict)

@@ -7,23 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from helpers_series import ar1_close
 from lstmcast.errors import UsageError
 from lstmcast.evaluate.backtest import BacktestConfig, walk_forward
 from lstmcast.evaluate.reference import ar1_forecaster
 from lstmcast.evaluate.report import model_distribution, score_backtest
 
 
-def _ar1_close(n, *, phi, seed):
-    rng = np.random.default_rng(seed)
-    e = 0.01 * rng.standard_normal(n)
-    r = np.zeros(n)
-    for t in range(1, n):
-        r[t] = phi * r[t - 1] + e[t]
-    return 100 * np.exp(np.cumsum(r))
-
-
 def _run(phi, *, seed, n=1400, intervals="adaptive", horizon=1):
-    c = _ar1_close(n, phi=phi, seed=seed)
+    c = ar1_close(n, phi=phi, seed=seed)
     fit, predict = ar1_forecaster(c, horizon=horizon)
     cfg = BacktestConfig(horizon=horizon, refit_every=200, intervals=intervals)
     res = walk_forward(c, origins=np.arange(200, n - horizon), config=cfg, fit=fit, predict=predict)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from helpers_series import ar1_close
 from lstmcast.errors import UsageError
 from lstmcast.evaluate import adaptive, scores, volatility
 from lstmcast.evaluate.baselines import baseline_forecasts
@@ -144,15 +145,6 @@ def test_score_distribution_summary():
 # --- canaries: no skill reads as no skill; a planted effect reads as skill -------------------------
 
 
-def _ar1_returns(n, *, phi, seed):
-    rng = np.random.default_rng(seed)
-    e = 0.01 * rng.standard_normal(n)
-    r = np.zeros(n)
-    for t in range(1, n):
-        r[t] = phi * r[t - 1] + e[t]
-    return 100 * np.exp(np.cumsum(r))
-
-
 def _causal_ar1(c, o, h, every=50):
     out = np.empty((len(o), h))
     for i in range(0, len(o), every):
@@ -178,13 +170,13 @@ def _skills(c):
 
 
 def test_canary_random_walk_shows_no_skill():
-    s = _skills(_ar1_returns(2000, phi=0.0, seed=11))
+    s = _skills(ar1_close(2000, phi=0.0, seed=11))
     assert abs(s["crps_skill"]) < 0.03  # AR(1) fitted to a random walk vs naive
     assert abs(s["rps_skill_naive"]) < 0.03 and abs(s["rps_skill_ar1"]) < 0.03  # vs uniform quintiles
 
 
 def test_canary_planted_ar1_effect_shows_skill():
-    s = _skills(_ar1_returns(2000, phi=0.3, seed=12))
+    s = _skills(ar1_close(2000, phi=0.3, seed=12))
     assert s["crps_skill"] > 0.02 and s["dm_p"] < 0.01
     assert s["rps_skill_ar1"] > 0.02
     assert abs(s["rps_skill_naive"]) < 0.03  # naive still knows nothing about the next quintile
